@@ -1,0 +1,46 @@
+"""The FastAPI app: routes plus error envelopes; all state is built once in the lifespan."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+
+from api.errors import install_error_handlers
+from api.routes import batches, files, health
+from api.state import AppState
+from batchway.blobstore import make_blob_store
+from batchway.db import create_tables, make_engine
+from batchway.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.resolved_database_url)
+        create_tables(engine)
+        app.state.batchway = AppState(settings, engine, make_blob_store(settings.resolved_blob_url))
+        yield
+        engine.dispose()
+
+    app = FastAPI(title="batchway", version="0.1.0", lifespan=lifespan)
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def request_id(request: Request, call_next) -> Response:  # type: ignore[no-untyped-def]
+        response = await call_next(request)
+        response.headers["x-request-id"] = f"req_{uuid.uuid4().hex}"
+        return response
+
+    for module in (files, batches, health):
+        app.include_router(module.router)
+    return app
+
+
+def app() -> FastAPI:
+    """Factory for `uvicorn --factory api.main:app`."""
+    return create_app()

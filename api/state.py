@@ -1,0 +1,35 @@
+"""What the API process holds for its lifetime: settings, DB engine, blob store, a Temporal client."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+from temporalio.client import Client
+
+from batchway.blobstore import LocalBlobStore
+from batchway.errors import APIError
+from batchway.settings import Settings
+from batchway.temporal_client import connect
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: Engine
+    blobs: LocalBlobStore
+    _client: Client | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def temporal(self) -> Client:
+        """Connect on first use, so reads keep working while Temporal is down."""
+        async with self._lock:
+            if self._client is None:
+                try:
+                    self._client = await connect(self.settings)
+                except Exception as exc:
+                    raise APIError(
+                        503, f"The batch engine is unavailable right now: {exc}", type="server_error"
+                    ) from exc
+            return self._client

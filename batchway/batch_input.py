@@ -1,0 +1,158 @@
+"""What a batch input file must be, checked line by line while it streams past.
+
+Two levels of problem:
+- `InputFileError`: the bytes are not JSONL at all (not UTF-8, blank line, invalid JSON, not an
+  object, too many lines, empty). An upload with one of these is refused outright.
+- `LineProblem`: the JSON is fine but the line cannot run in a batch (missing or duplicate
+  `custom_id`, method, url, model). These depend on the batch (its endpoint), so they are kept in
+  the scan and reported when a batch is created from the file, and again by the workflow.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+
+MAX_RECORDED_PROBLEMS = 100
+
+
+class InputFileError(Exception):
+    def __init__(self, message: str, *, code: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.line = line
+
+
+class LineProblem(BaseModel):
+    code: str
+    message: str
+    line: int | None = None
+    param: str | None = None
+
+
+class InputScan(BaseModel):
+    line_count: int = 0
+    first_line_by_url: dict[str, int] = {}
+    first_line_by_model: dict[str, int] = {}
+    problems: list[LineProblem] = []
+
+    @property
+    def model(self) -> str | None:
+        return next(iter(self.first_line_by_model), None)
+
+    def problems_for(self, endpoint: str) -> list[LineProblem]:
+        """Every reason this file cannot run as a batch on `endpoint`, first line first."""
+        found = list(self.problems)
+        for url, line in self.first_line_by_url.items():
+            if url != endpoint:
+                found.append(
+                    LineProblem(
+                        code="url_mismatch",
+                        message=f"The url '{url}' on line {line} does not match the batch endpoint '{endpoint}'.",
+                        line=line,
+                        param="url",
+                    )
+                )
+        if len(self.first_line_by_model) > 1:
+            (first_model, _), (other_model, line) = sorted(
+                self.first_line_by_model.items(), key=lambda item: item[1]
+            )[:2]
+            found.append(
+                LineProblem(
+                    code="model_mismatch",
+                    message=(
+                        f"Line {line} uses model '{other_model}' but earlier lines use '{first_model}'; "
+                        "each batch input file can only include requests to a single model."
+                    ),
+                    line=line,
+                    param="body.model",
+                )
+            )
+        if self.line_count == 0:
+            found.append(LineProblem(code="empty_file", message="The input file has no requests."))
+        return sorted(found, key=lambda p: p.line or 0)[:MAX_RECORDED_PROBLEMS]
+
+
+class InputScanner:
+    def __init__(self, max_lines: int) -> None:
+        self.max_lines = max_lines
+        self.scan = InputScan()
+        self._custom_ids: set[str] = set()
+
+    def feed(self, number: int, raw: bytes) -> None:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputFileError(
+                f"Line {number} is not valid UTF-8 (byte offset {exc.start} in the line).",
+                code="invalid_encoding",
+                line=number,
+            ) from None
+        if not raw.strip():
+            raise InputFileError(f"Line {number} is blank.", code="invalid_json_line", line=number)
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise InputFileError(
+                f"Line {number} is not parseable as valid JSON.", code="invalid_json_line", line=number
+            ) from None
+        if not isinstance(obj, dict):
+            raise InputFileError(
+                f"Line {number} is not a JSON object.", code="invalid_json_line", line=number
+            )
+        self.scan.line_count += 1
+        if self.scan.line_count > self.max_lines:
+            raise InputFileError(
+                f"The file has more than {self.max_lines} lines, the most one batch can hold.",
+                code="too_many_tasks",
+                line=number,
+            )
+        self._check_request(number, obj)
+
+    def _problem(self, code: str, message: str, line: int, param: str) -> None:
+        if len(self.scan.problems) < MAX_RECORDED_PROBLEMS:
+            self.scan.problems.append(LineProblem(code=code, message=message, line=line, param=param))
+
+    def _check_request(self, number: int, obj: dict[str, Any]) -> None:
+        custom_id = obj.get("custom_id")
+        if not isinstance(custom_id, str) or not custom_id:
+            self._problem("missing_custom_id", f"Line {number} has no string 'custom_id'.", number, "custom_id")
+        elif custom_id in self._custom_ids:
+            self._problem(
+                "duplicate_custom_id",
+                f"The custom_id '{custom_id}' on line {number} is used on an earlier line; "
+                "custom_id must be unique within a batch.",
+                number,
+                "custom_id",
+            )
+        else:
+            self._custom_ids.add(custom_id)
+        if obj.get("method") != "POST":
+            self._problem("invalid_method", f"Line {number} must have \"method\": \"POST\".", number, "method")
+        url = obj.get("url")
+        if not isinstance(url, str):
+            self._problem("missing_url", f"Line {number} has no string 'url'.", number, "url")
+        else:
+            self.scan.first_line_by_url.setdefault(url, number)
+        body = obj.get("body")
+        if not isinstance(body, dict):
+            self._problem("invalid_body", f"Line {number} has no JSON object 'body'.", number, "body")
+            return
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            self._problem("missing_model", f"Line {number} has no 'body.model'.", number, "body.model")
+        else:
+            self.scan.first_line_by_model.setdefault(model, number)
+        if body.get("stream"):
+            self._problem(
+                "streaming_unsupported", f"Line {number} asks for streaming, which batches do not support.",
+                number, "body.stream",
+            )
+
+    def finish(self) -> InputScan:
+        if self.scan.line_count == 0:
+            raise InputFileError("The file is empty.", code="empty_file")
+        return self.scan

@@ -1,0 +1,226 @@
+"""The `batchway` command: the dev stack, the API and worker processes, and operator commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlmodel import Session
+
+from batchway import tenancy
+from batchway.db import create_tables, make_engine
+from batchway.settings import Settings, get_settings
+
+app = typer.Typer(help="batchway: an OpenAI-compatible Batch API gateway on Temporal.", no_args_is_help=True)
+orgs_app = typer.Typer(help="Organizations.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys (stored hashed; shown once).", no_args_is_help=True)
+providers_app = typer.Typer(help="Upstream providers of an org.", no_args_is_help=True)
+batches_app = typer.Typer(help="Operate on batches.", no_args_is_help=True)
+app.add_typer(orgs_app, name="orgs")
+app.add_typer(keys_app, name="keys")
+app.add_typer(providers_app, name="providers")
+app.add_typer(batches_app, name="batches")
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Overrides BATCHWAY_DATA_DIR.")]
+
+
+def _settings(data_dir: Path | None = None) -> Settings:
+    if data_dir is not None:
+        os.environ["BATCHWAY_DATA_DIR"] = str(data_dir)
+        get_settings.cache_clear()
+    return get_settings()
+
+
+def _session(settings: Settings) -> Session:
+    engine = make_engine(settings.resolved_database_url)
+    create_tables(engine)
+    return Session(engine, expire_on_commit=False)
+
+
+def _fail(message: str) -> None:
+    typer.secho(message, fg="red", err=True)
+    raise typer.Exit(1)
+
+
+@app.command()
+def dev(
+    data_dir: DataDir = None,
+    port: Annotated[int | None, typer.Option(help="API port (default 8000).")] = None,
+    temporal_port: int = 7233,
+    ui_port: int = 8233,
+    simulator_port: int = 8100,
+) -> None:
+    """Embedded Temporal, worker and API in one process tree; Ctrl-C stops it cleanly."""
+    from batchway.devstack import run_dev
+
+    settings = _settings(data_dir)
+    if port is not None:
+        settings = settings.model_copy(update={"api_port": port})
+    asyncio.run(run_dev(settings, temporal_port=temporal_port, ui_port=ui_port, simulator_port=simulator_port))
+
+
+@app.command()
+def api(host: str | None = None, port: int | None = None, data_dir: DataDir = None) -> None:
+    """Run the HTTP API (stateless; run as many as you like)."""
+    import uvicorn
+
+    from api.main import create_app
+
+    settings = _settings(data_dir)
+    uvicorn.run(create_app(settings), host=host or settings.api_host, port=port or settings.api_port)
+
+
+@app.command()
+def worker(data_dir: DataDir = None) -> None:
+    """Run a Temporal worker for batch workflows and activities."""
+    from worker import run_worker
+
+    try:
+        asyncio.run(run_worker(_settings(data_dir)))
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def simulate(
+    host: str = "127.0.0.1",
+    port: int = 8100,
+    data_dir: Annotated[Path, typer.Option(help="Where the simulator keeps files.")] = Path(".batchway/simulator"),
+    lines_per_second: float = 200.0,
+    validate_seconds: float = 0.2,
+    cancel_seconds: float = 0.3,
+    window_seconds: float = 86400.0,
+    api_key: str | None = None,
+) -> None:
+    """A faithful OpenAI Files + Batches upstream for tests and demos."""
+    from batchway.simulator import SimulatorConfig, run_simulator
+
+    config = SimulatorConfig(
+        data_dir=data_dir, api_key=api_key, lines_per_second=lines_per_second,
+        validate_seconds=validate_seconds, cancel_seconds=cancel_seconds, window_seconds=window_seconds,
+    )
+    run_simulator(config, host=host, port=port)
+
+
+@orgs_app.command("create")
+def orgs_create(name: str, data_dir: DataDir = None) -> None:
+    with _session(_settings(data_dir)) as session:
+        try:
+            org = tenancy.create_org(session, name)
+        except ValueError as exc:
+            _fail(str(exc))
+        typer.echo(f"created org {org.name} ({org.id})")
+
+
+@orgs_app.command("list")
+def orgs_list(data_dir: DataDir = None) -> None:
+    from sqlmodel import select
+
+    from batchway.models import Org
+
+    with _session(_settings(data_dir)) as session:
+        for org in session.exec(select(Org).order_by(Org.name)).all():
+            typer.echo(f"{org.name}\t{org.id}")
+
+
+@keys_app.command("create")
+def keys_create(org: Annotated[str, typer.Option("--org")], data_dir: DataDir = None) -> None:
+    """Create an API key for an org and print it: it is not shown again."""
+    with _session(_settings(data_dir)) as session:
+        try:
+            key = tenancy.create_api_key(session, tenancy.get_org_by_name(session, org))
+        except ValueError as exc:
+            _fail(str(exc))
+        typer.echo(key)
+
+
+@providers_app.command("set")
+def providers_set(
+    kind: Annotated[str, typer.Argument(help="Provider kind: openai.")],
+    org: Annotated[str, typer.Option("--org")],
+    api_key: Annotated[str | None, typer.Option("--api-key")] = None,
+    base_url: Annotated[str | None, typer.Option("--base-url")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Name for the batchway-provider header.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    with _session(_settings(data_dir)) as session:
+        try:
+            row = tenancy.set_provider(
+                session, tenancy.get_org_by_name(session, org), name or kind,
+                kind=kind, api_key=api_key, base_url=base_url,
+            )
+        except ValueError as exc:
+            _fail(str(exc))
+        typer.echo(f"provider {row.name} ({row.kind}) set for org {org}")
+
+
+@providers_app.command("list")
+def providers_list(org: Annotated[str, typer.Option("--org")], data_dir: DataDir = None) -> None:
+    with _session(_settings(data_dir)) as session:
+        try:
+            rows = tenancy.list_providers(session, tenancy.get_org_by_name(session, org).id)
+        except ValueError as exc:
+            _fail(str(exc))
+        for row in rows:
+            typer.echo(f"{row.name}\t{row.kind}\t{row.base_url or '(default)'}")
+
+
+@batches_app.command("list")
+def batches_list(
+    org: Annotated[str, typer.Option("--org")], limit: int = 20, data_dir: DataDir = None
+) -> None:
+    from batchway import batches
+
+    with _session(_settings(data_dir)) as session:
+        try:
+            rows, _ = batches.list_batches(session, tenancy.get_org_by_name(session, org).id, limit=limit, after=None)
+        except ValueError as exc:
+            _fail(str(exc))
+        for row in rows:
+            typer.echo(f"{row.id}\t{row.status}\t{row.provider}\t{row.completed}+{row.failed}/{row.total}")
+
+
+@batches_app.command("show")
+def batches_show(batch_id: str, data_dir: DataDir = None) -> None:
+    from batchway.models import BatchRecord
+    from batchway.wire import batch_object
+
+    with _session(_settings(data_dir)) as session:
+        row = session.get(BatchRecord, batch_id)
+        if row is None:
+            _fail(f"no batch {batch_id}")
+        typer.echo(json.dumps(batch_object(row), indent=2))
+
+
+@batches_app.command("cancel")
+def batches_cancel(batch_id: str, data_dir: DataDir = None) -> None:
+    """Cancel a batch (the same signal the API and the Temporal UI send)."""
+    from batchway import batches
+    from batchway.errors import APIError
+    from batchway.models import BatchRecord
+    from batchway.temporal_client import connect
+    from batchway.workflow_start import signal_cancel
+
+    settings = _settings(data_dir)
+    with _session(settings) as session:
+        row = session.get(BatchRecord, batch_id)
+        if row is None:
+            _fail(f"no batch {batch_id}")
+        try:
+            row = batches.mark_cancelling(session, row.org_id, batch_id)
+        except APIError as exc:
+            _fail(exc.message)
+
+    async def send() -> None:
+        await signal_cancel(await connect(settings), batch_id)
+
+    asyncio.run(send())
+    typer.echo(f"{batch_id}: {row.status}")
+
+
+if __name__ == "__main__":
+    app()

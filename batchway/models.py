@@ -1,0 +1,116 @@
+"""SQLModel tables: the read model of every batch and the per-line request log.
+
+Activities write these rows on every transition; the API only reads them (plus the few writes a
+request makes itself: uploads, batch creation, the cancel flag).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+TERMINAL_STATUSES = frozenset({"failed", "completed", "expired", "cancelled"})
+
+
+class Org(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    name: str = Field(unique=True, index=True)
+    created_at: int
+
+
+class ApiKey(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: str = Field(index=True, foreign_key="org.id")
+    key_hash: str = Field(unique=True, index=True)  # sha256 hex; the key itself is shown once
+    prefix: str  # first characters, so operators can tell keys apart
+    created_at: int
+
+
+class ProviderConfig(SQLModel, table=True):
+    """An upstream an org may run batches on, e.g. `openai` at api.openai.com."""
+
+    __table_args__ = (UniqueConstraint("org_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: str = Field(index=True, foreign_key="org.id")
+    name: str  # what the `batchway-provider` header names
+    kind: str  # which adapter runs it: "openai" (more kinds later)
+    api_key: str | None = None
+    base_url: str | None = None
+    created_at: int
+
+
+class FileRecord(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    org_id: str = Field(index=True)
+    filename: str
+    purpose: str
+    bytes: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_at: int
+    created_ns: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))  # list order
+    expires_at: int | None = None
+    blob_key: str
+    # For batch input files, what the upload scan learned (see batchway.batch_input).
+    line_count: int | None = None
+    scan: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+
+
+class BatchRecord(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    org_id: str = Field(index=True)
+    provider: str
+    endpoint: str
+    input_file_id: str
+    completion_window: str
+    status: str
+    model: str | None = None
+    errors: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    created_at: int
+    created_ns: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    in_progress_at: int | None = None
+    expires_at: int | None = None
+    finalizing_at: int | None = None
+    completed_at: int | None = None
+    failed_at: int | None = None
+    expired_at: int | None = None
+    cancelling_at: int | None = None
+    cancelled_at: int | None = None
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+    usage: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    batch_metadata: dict[str, str] | None = Field(default=None, sa_column=Column("metadata", JSON))
+    cancel_requested: bool = False
+    # Upstream bookkeeping: never shown to clients.
+    upstream_input_file_id: str | None = None
+    upstream_batch_id: str | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+class RequestLog(SQLModel, table=True):
+    """One row per batch line, written once when its result is known: the per-line record."""
+
+    __table_args__ = (UniqueConstraint("batch_id", "custom_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: str = Field(index=True)
+    batch_id: str = Field(index=True)
+    custom_id: str
+    line: int | None = None
+    provider: str
+    endpoint: str
+    model: str | None = None
+    status_code: int | None = None  # null when the line never got an HTTP response
+    error_code: str | None = None
+    request_id: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    created_at: int

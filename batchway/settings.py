@@ -1,0 +1,60 @@
+"""One place for configuration: every knob is a `BATCHWAY_*` environment variable."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BATCHWAY_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path(".batchway")
+    # SQLite file in the data dir unless set; `postgresql+psycopg://...` works too.
+    database_url: str | None = None
+    # Local folder in the data dir unless set (a `file://` path or a plain path).
+    blob_url: str | None = None
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "batchway"
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    max_input_bytes: int = 200 * 1024 * 1024
+    max_lines: int = 50_000
+
+    # Polling an upstream batch backs off from min to max.
+    poll_interval_min_seconds: float = 10.0
+    poll_interval_max_seconds: float = 300.0
+    # The batch's completion window ("24h") and how long past it batchway waits before it
+    # cancels an upstream that overruns and ends the batch `expired`.
+    completion_window_seconds: int = 24 * 3600
+    deadline_grace_seconds: int = 3600
+    # Timeout of one upstream HTTP call; kept below the activities' start-to-close timeout.
+    upstream_timeout_seconds: float = 120.0
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'batchway.db').resolve()}"
+
+    @property
+    def resolved_blob_url(self) -> str:
+        return self.blob_url or str((self.data_dir / "blobs").resolve())
+
+    def poll_intervals(self) -> tuple[float, float]:
+        return self.poll_interval_min_seconds, self.poll_interval_max_seconds
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def settings_with(**overrides: object) -> Settings:
+    """A Settings object from the environment with some fields replaced (tests, `batchway dev`)."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+

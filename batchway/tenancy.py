@@ -1,0 +1,111 @@
+"""Orgs, their API keys (stored hashed, shown once) and the upstream providers they may use."""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlmodel import Session, select
+
+from batchway import ids
+from batchway.clock import now
+from batchway.errors import bad_request, unauthorized
+from batchway.models import ApiKey, Org, ProviderConfig
+
+PROVIDER_KINDS = ("openai",)
+PROVIDER_HEADER = "batchway-provider"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_org(session: Session, name: str) -> Org:
+    if session.exec(select(Org).where(Org.name == name)).first():
+        raise ValueError(f"an org named {name!r} already exists")
+    org = Org(id=ids.new_org_id(), name=name, created_at=now())
+    session.add(org)
+    session.commit()
+    return org
+
+
+def get_org_by_name(session: Session, name: str) -> Org:
+    org = session.exec(select(Org).where(Org.name == name)).first()
+    if org is None:
+        raise ValueError(f"no org named {name!r}")
+    return org
+
+
+def create_api_key(session: Session, org: Org) -> str:
+    """Create a key for `org` and return it: the only time it is ever visible."""
+    key = ids.new_api_key()
+    session.add(ApiKey(org_id=org.id, key_hash=hash_key(key), prefix=key[:7], created_at=now()))
+    session.commit()
+    return key
+
+
+def org_for_key(session: Session, key: str | None) -> Org:
+    if not key:
+        raise unauthorized(
+            "You didn't provide an API key. Provide it in the Authorization header as 'Bearer YOUR_KEY'."
+        )
+    row = session.exec(select(ApiKey).where(ApiKey.key_hash == hash_key(key))).first()
+    org = session.get(Org, row.org_id) if row else None
+    if org is None:
+        raise unauthorized(f"Incorrect API key provided: {key[:7]}****.")
+    return org
+
+
+def set_provider(
+    session: Session, org: Org, name: str, *, kind: str, api_key: str | None, base_url: str | None
+) -> ProviderConfig:
+    if kind not in PROVIDER_KINDS:
+        raise ValueError(f"unknown provider kind {kind!r}; known: {', '.join(PROVIDER_KINDS)}")
+    row = session.exec(
+        select(ProviderConfig).where(ProviderConfig.org_id == org.id, ProviderConfig.name == name)
+    ).first()
+    if row is None:
+        row = ProviderConfig(org_id=org.id, name=name, kind=kind, created_at=now())
+    row.kind, row.api_key, row.base_url = kind, api_key, base_url
+    session.add(row)
+    session.commit()
+    return row
+
+
+def list_providers(session: Session, org_id: str) -> list[ProviderConfig]:
+    return list(
+        session.exec(
+            select(ProviderConfig).where(ProviderConfig.org_id == org_id).order_by(ProviderConfig.name)
+        ).all()
+    )
+
+
+def get_provider(session: Session, org_id: str, name: str) -> ProviderConfig | None:
+    return session.exec(
+        select(ProviderConfig).where(ProviderConfig.org_id == org_id, ProviderConfig.name == name)
+    ).first()
+
+
+def resolve_provider(session: Session, org_id: str, requested: str | None) -> ProviderConfig:
+    """The `batchway-provider` header if given, else the org's single provider."""
+    if requested:
+        provider = get_provider(session, org_id, requested)
+        if provider is None:
+            raise bad_request(
+                f"Provider '{requested}' is not configured for your organization.", param=PROVIDER_HEADER
+            )
+        return provider
+    providers = list_providers(session, org_id)
+    if not providers:
+        raise bad_request(
+            "No upstream provider is configured for your organization; ask an operator to run "
+            "`batchway providers set`.",
+            param=PROVIDER_HEADER,
+        )
+    if len(providers) > 1:
+        names = ", ".join(p.name for p in providers)
+        raise bad_request(
+            f"Your organization has several providers ({names}); choose one with the "
+            f"'{PROVIDER_HEADER}' header.",
+            param=PROVIDER_HEADER,
+        )
+    return providers[0]

