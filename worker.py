@@ -6,6 +6,7 @@ Run it with `python worker.py` or `batchway worker`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 
 from temporalio.client import Client
@@ -49,10 +50,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
 
 
 def main() -> None:
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_worker(get_settings()))
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

@@ -68,9 +68,7 @@ class BatchActivities:
             await provider.aclose()
 
     def _fail(self, batch_id: str, problems: list[LineProblem]) -> None:
-        lifecycle.transition(
-            self.engine, batch_id, "failed", errors=[p.model_dump() for p in problems]
-        )
+        lifecycle.transition(self.engine, batch_id, "failed", errors=[p.model_dump() for p in problems])
 
     # -- activities ----------------------------------------------------------------------------------------
 
@@ -82,8 +80,11 @@ class BatchActivities:
         batch = lifecycle.load(self.engine, batch_id)
         input_file = self._input_file(batch)
         if input_file is None:
-            problem = LineProblem(code="file_not_found", message=f"Input file {batch.input_file_id} no longer exists.",
-                                  param="input_file_id")
+            problem = LineProblem(
+                code="file_not_found",
+                message=f"Input file {batch.input_file_id} no longer exists.",
+                param="input_file_id",
+            )
             self._fail(batch_id, [problem])
             return ValidationResult(ok=False)
         scanner = InputScanner(self.settings.max_lines)
@@ -123,7 +124,10 @@ class BatchActivities:
                     upstream = await provider.create_batch(upstream_file_id, batch.endpoint, batch.id)
         except Exception as exc:
             if getattr(exc, "type", None) == "UpstreamPermanent":
-                self._fail(batch.id, [LineProblem(code="upstream_error", message=f"The upstream refused the batch: {exc}")])
+                self._fail(
+                    batch.id,
+                    [LineProblem(code="upstream_error", message=f"The upstream refused the batch: {exc}")],
+                )
                 return SubmitResult(ok=False)
             raise
         lifecycle.transition(self.engine, batch.id, "in_progress", upstream_batch_id=upstream.id)
@@ -141,14 +145,22 @@ class BatchActivities:
             fields["total"] = upstream.total
         if upstream.status == "failed":
             fields["errors"] = upstream.errors or [
-                {"code": "upstream_failed", "message": "The upstream batch failed.", "param": None, "line": None}
+                {
+                    "code": "upstream_failed",
+                    "message": "The upstream batch failed.",
+                    "param": None,
+                    "line": None,
+                }
             ]
         lifecycle.transition(
             self.engine, batch.id, "in_progress" if upstream.status in UPSTREAM_ACTIVE else None, **fields
         )
         return UpstreamState(
-            status=upstream.status, terminal=upstream.terminal, total=upstream.total,
-            completed=upstream.completed, failed=upstream.failed,
+            status=upstream.status,
+            terminal=upstream.terminal,
+            total=upstream.total,
+            completed=upstream.completed,
+            failed=upstream.failed,
         )
 
     @activity.defn
@@ -187,7 +199,7 @@ class BatchActivities:
                 upstream = await provider.retrieve_batch(batch.upstream_batch_id)
                 for kind, file_id in (("output", upstream.output_file_id), ("error", upstream.error_file_id)):
                     if file_id:
-                        handle = stack.enter_context(tempfile.TemporaryFile())
+                        handle = stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115
                         await provider.download_file(file_id, handle)
                         handle.seek(0)
                         downloads.append((kind, handle))

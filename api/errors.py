@@ -43,4 +43,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _respond(APIError(500, "The server had an error processing your request.", type="server_error"))
+        return _respond(
+            APIError(500, "The server had an error processing your request.", type="server_error")
+        )

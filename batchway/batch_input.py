@@ -51,7 +51,8 @@ class InputScan(BaseModel):
                 found.append(
                     LineProblem(
                         code="url_mismatch",
-                        message=f"The url '{url}' on line {line} does not match the batch endpoint '{endpoint}'.",
+                        message=f"The url '{url}' on line {line} does not match the batch endpoint "
+                        f"'{endpoint}'.",
                         line=line,
                         param="url",
                     )
@@ -119,7 +120,9 @@ class InputScanner:
     def _check_request(self, number: int, obj: dict[str, Any]) -> None:
         custom_id = obj.get("custom_id")
         if not isinstance(custom_id, str) or not custom_id:
-            self._problem("missing_custom_id", f"Line {number} has no string 'custom_id'.", number, "custom_id")
+            self._problem(
+                "missing_custom_id", f"Line {number} has no string 'custom_id'.", number, "custom_id"
+            )
         elif custom_id in self._custom_ids:
             self._problem(
                 "duplicate_custom_id",
@@ -131,7 +134,7 @@ class InputScanner:
         else:
             self._custom_ids.add(custom_id)
         if obj.get("method") != "POST":
-            self._problem("invalid_method", f"Line {number} must have \"method\": \"POST\".", number, "method")
+            self._problem("invalid_method", f'Line {number} must have "method": "POST".', number, "method")
         url = obj.get("url")
         if not isinstance(url, str):
             self._problem("missing_url", f"Line {number} has no string 'url'.", number, "url")
@@ -148,8 +151,10 @@ class InputScanner:
             self.scan.first_line_by_model.setdefault(model, number)
         if body.get("stream"):
             self._problem(
-                "streaming_unsupported", f"Line {number} asks for streaming, which batches do not support.",
-                number, "body.stream",
+                "streaming_unsupported",
+                f"Line {number} asks for streaming, which batches do not support.",
+                number,
+                "body.stream",
             )
 
     def finish(self) -> InputScan:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -60,7 +61,9 @@ def dev(
     settings = _settings(data_dir)
     if port is not None:
         settings = settings.model_copy(update={"api_port": port})
-    asyncio.run(run_dev(settings, temporal_port=temporal_port, ui_port=ui_port, simulator_port=simulator_port))
+    asyncio.run(
+        run_dev(settings, temporal_port=temporal_port, ui_port=ui_port, simulator_port=simulator_port)
+    )
 
 
 @app.command()
@@ -79,17 +82,17 @@ def worker(data_dir: DataDir = None) -> None:
     """Run a Temporal worker for batch workflows and activities."""
     from worker import run_worker
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_worker(_settings(data_dir)))
-    except KeyboardInterrupt:
-        pass
 
 
 @app.command()
 def simulate(
     host: str = "127.0.0.1",
     port: int = 8100,
-    data_dir: Annotated[Path, typer.Option(help="Where the simulator keeps files.")] = Path(".batchway/simulator"),
+    data_dir: Annotated[Path, typer.Option(help="Where the simulator keeps files.")] = Path(
+        ".batchway/simulator"
+    ),
     lines_per_second: float = 200.0,
     validate_seconds: float = 0.2,
     cancel_seconds: float = 0.3,
@@ -100,8 +103,12 @@ def simulate(
     from batchway.simulator import SimulatorConfig, run_simulator
 
     config = SimulatorConfig(
-        data_dir=data_dir, api_key=api_key, lines_per_second=lines_per_second,
-        validate_seconds=validate_seconds, cancel_seconds=cancel_seconds, window_seconds=window_seconds,
+        data_dir=data_dir,
+        api_key=api_key,
+        lines_per_second=lines_per_second,
+        validate_seconds=validate_seconds,
+        cancel_seconds=cancel_seconds,
+        window_seconds=window_seconds,
     )
     run_simulator(config, host=host, port=port)
 
@@ -150,8 +157,12 @@ def providers_set(
     with _session(_settings(data_dir)) as session:
         try:
             row = tenancy.set_provider(
-                session, tenancy.get_org_by_name(session, org), name or kind,
-                kind=kind, api_key=api_key, base_url=base_url,
+                session,
+                tenancy.get_org_by_name(session, org),
+                name or kind,
+                kind=kind,
+                api_key=api_key,
+                base_url=base_url,
             )
         except ValueError as exc:
             _fail(str(exc))
@@ -177,7 +188,9 @@ def batches_list(
 
     with _session(_settings(data_dir)) as session:
         try:
-            rows, _ = batches.list_batches(session, tenancy.get_org_by_name(session, org).id, limit=limit, after=None)
+            rows, _ = batches.list_batches(
+                session, tenancy.get_org_by_name(session, org).id, limit=limit, after=None
+            )
         except ValueError as exc:
             _fail(str(exc))
         for row in rows:

@@ -27,11 +27,15 @@ def ensure_dev_tenant(settings: Settings, upstream_base_url: str | None, upstrea
     create_tables(engine)
     key_file = settings.data_dir / "dev-api-key"
     with Session(engine) as session:
-        org = session.exec(select(Org).where(Org.name == DEV_ORG)).first() or tenancy.create_org(session, DEV_ORG)
+        org = session.exec(select(Org).where(Org.name == DEV_ORG)).first() or tenancy.create_org(
+            session, DEV_ORG
+        )
         if not key_file.exists():
             key_file.write_text(tenancy.create_api_key(session, org))
             key_file.chmod(0o600)
-        tenancy.set_provider(session, org, DEV_PROVIDER, kind="openai", api_key=upstream_key, base_url=upstream_base_url)
+        tenancy.set_provider(
+            session, org, DEV_PROVIDER, kind="openai", api_key=upstream_key, base_url=upstream_base_url
+        )
     engine.dispose()
     return key_file.read_text().strip()
 
@@ -47,7 +51,9 @@ async def run_dev(settings: Settings, *, temporal_port: int, ui_port: int, simul
     api_key = ensure_dev_tenant(settings, upstream_url, openai_key or "simulated")
 
     temporal = start_temporal_dev_server(
-        port=temporal_port, ui_port=ui_port, db_file=settings.data_dir / "temporal.db",
+        port=temporal_port,
+        ui_port=ui_port,
+        db_file=settings.data_dir / "temporal.db",
         namespace=settings.temporal_namespace,
     )
     settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{temporal_port}"})
@@ -66,15 +72,18 @@ async def run_dev(settings: Settings, *, temporal_port: int, ui_port: int, simul
     ]
     if simulate:
         sim_app = create_simulator_app(SimulatorConfig(data_dir=Path(settings.data_dir / "simulator")))
-        tasks.append(asyncio.create_task(serve_until(embedded_server(sim_app, "127.0.0.1", simulator_port), stop)))
+        tasks.append(
+            asyncio.create_task(serve_until(embedded_server(sim_app, "127.0.0.1", simulator_port), stop))
+        )
     try:
         await asyncio.to_thread(wait_for_port, settings.api_host, settings.api_port, 30)
+        upstream_label = f"simulated at {upstream_url}" if simulate else upstream_url or "api.openai.com"
         print(
             "\nbatchway dev is running\n"
             f"  API          http://{settings.api_host}:{settings.api_port}/v1\n"
             f"  Temporal UI  http://127.0.0.1:{ui_port}\n"
             f"  API key      {api_key}\n"
-            f"  upstream     {'simulated at ' + upstream_url if simulate else upstream_url or 'api.openai.com'}\n"
+            f"  upstream     {upstream_label}\n"
             f"  data dir     {settings.data_dir.resolve()}\n"
             "Press Ctrl-C to stop.",
             flush=True,

@@ -54,9 +54,7 @@ def upload(
     """Copy `source` into the blob store, checking limits (and JSONL shape for batch files) as it
     streams; on any problem nothing is kept."""
     if purpose not in UPLOAD_PURPOSES:
-        raise bad_request(
-            f"'{purpose}' is not one of {list(UPLOAD_PURPOSES)} - 'purpose'", param="purpose"
-        )
+        raise bad_request(f"'{purpose}' is not one of {list(UPLOAD_PURPOSES)} - 'purpose'", param="purpose")
     file_id = ids.new_file_id()
     key = blob_key(org_id, file_id)
     scanner = InputScanner(settings.max_lines) if purpose == "batch" else None
@@ -121,7 +119,12 @@ def list_files(
 ) -> tuple[list[FileRecord], bool]:
     filters = (FileRecord.purpose == purpose,) if purpose else ()
     return page(
-        session, FileRecord, org_id=org_id, after=after, limit=limit, descending=order == "desc",
+        session,
+        FileRecord,
+        org_id=org_id,
+        after=after,
+        limit=limit,
+        descending=order == "desc",
         filters=filters,
     )
 

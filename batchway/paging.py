@@ -30,13 +30,17 @@ def page(
             raise bad_request(f"No such object to page after: {after}", param="after")
         if descending:
             query = query.where(
-                or_(model.created_ns < anchor.created_ns,
-                    and_(model.created_ns == anchor.created_ns, model.id < anchor.id))
+                or_(
+                    model.created_ns < anchor.created_ns,
+                    and_(model.created_ns == anchor.created_ns, model.id < anchor.id),
+                )
             )
         else:
             query = query.where(
-                or_(model.created_ns > anchor.created_ns,
-                    and_(model.created_ns == anchor.created_ns, model.id > anchor.id))
+                or_(
+                    model.created_ns > anchor.created_ns,
+                    and_(model.created_ns == anchor.created_ns, model.id > anchor.id),
+                )
             )
     if descending:
         query = query.order_by(model.created_ns.desc(), model.id.desc())

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any, BinaryIO
 
-import orjson
 from sqlalchemy import delete
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -54,8 +53,15 @@ class ResultFile:
             return None
         created = now()
         return FileRecord(
-            id=self.file_id, org_id=org_id, filename=self.filename, purpose="batch_output", bytes=self.bytes,
-            created_at=created, created_ns=now_ns(), expires_at=created + 30 * 24 * 3600, blob_key=self.key,
+            id=self.file_id,
+            org_id=org_id,
+            filename=self.filename,
+            purpose="batch_output",
+            bytes=self.bytes,
+            created_at=created,
+            created_ns=now_ns(),
+            expires_at=created + 30 * 24 * 3600,
+            blob_key=self.key,
         )
 
     def abort(self) -> None:
@@ -85,8 +91,13 @@ class Reconciler:
         self.blobs = blobs
         self.batch = batch
         self.input_file = input_file
-        self.usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "cached_tokens": 0,
-                      "reasoning_tokens": 0}
+        self.usage = {
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "total_tokens": 0,
+            "cached_tokens": 0,
+            "reasoning_tokens": 0,
+        }
         self._pending_logs: list[dict[str, Any]] = []
 
     def _line_numbers(self) -> dict[str, int]:
@@ -112,8 +123,12 @@ class Reconciler:
                 code, message = UNEXECUTED[outcome]
                 for custom_id, number in line_of.items():
                     if custom_id not in seen:
-                        line = {"id": ids.new_request_line_id(), "custom_id": custom_id, "response": None,
-                                "error": {"code": code, "message": message}}
+                        line = {
+                            "id": ids.new_request_line_id(),
+                            "custom_id": custom_id,
+                            "response": None,
+                            "error": {"code": code, "message": message},
+                        }
                         self._take(session, outcome, line, number, output, errors)
                 self._flush_logs(session)
             except BaseException:
@@ -149,8 +164,13 @@ class Reconciler:
             return batch
 
     def _take(
-        self, session: Session, outcome: str, line: dict[str, Any], number: int,
-        output: ResultFile, errors: ResultFile,
+        self,
+        session: Session,
+        outcome: str,
+        line: dict[str, Any],
+        number: int,
+        output: ResultFile,
+        errors: ResultFile,
     ) -> None:
         response = line.get("response") or None
         error = line.get("error") or None
@@ -160,8 +180,12 @@ class Reconciler:
         body = response.get("body") if isinstance(response, dict) else None
         ok = error is None and isinstance(status_code, int) and 200 <= status_code < 300
         # Upstream line ids never leak: every line gets a batchway id.
-        rewritten = {"id": ids.new_request_line_id(), "custom_id": line["custom_id"], "response": response,
-                     "error": error}
+        rewritten = {
+            "id": ids.new_request_line_id(),
+            "custom_id": line["custom_id"],
+            "response": response,
+            "error": error,
+        }
         (output if ok else errors).write(rewritten)
         usage = _usage_of(body) if ok else {}
         for key, value in usage.items():
@@ -171,14 +195,22 @@ class Reconciler:
             error_code = error.get("code")
         elif isinstance(body, dict) and isinstance(body.get("error"), dict):
             error_code = body["error"].get("code") or body["error"].get("type")
-        self._pending_logs.append({
-            "org_id": self.batch.org_id, "batch_id": self.batch.id, "custom_id": line["custom_id"],
-            "line": number, "provider": self.batch.provider, "endpoint": self.batch.endpoint,
-            "model": (body.get("model") if isinstance(body, dict) else None) or self.batch.model,
-            "status_code": status_code, "error_code": error_code,
-            "request_id": response.get("request_id") if isinstance(response, dict) else None,
-            "created_at": now(), **usage,
-        })
+        self._pending_logs.append(
+            {
+                "org_id": self.batch.org_id,
+                "batch_id": self.batch.id,
+                "custom_id": line["custom_id"],
+                "line": number,
+                "provider": self.batch.provider,
+                "endpoint": self.batch.endpoint,
+                "model": (body.get("model") if isinstance(body, dict) else None) or self.batch.model,
+                "status_code": status_code,
+                "error_code": error_code,
+                "request_id": response.get("request_id") if isinstance(response, dict) else None,
+                "created_at": now(),
+                **usage,
+            }
+        )
         if len(self._pending_logs) >= LOG_FLUSH_ROWS:
             self._flush_logs(session)
 
@@ -186,4 +218,3 @@ class Reconciler:
         if self._pending_logs:
             session.bulk_insert_mappings(RequestLog, self._pending_logs)  # type: ignore[arg-type]
             self._pending_logs = []
-

@@ -70,10 +70,23 @@ def start_temporal_dev_server(
     *, port: int, ui_port: int, db_file: Path, namespace: str, extra: Sequence[str] = ()
 ) -> subprocess.Popen[bytes]:
     cmd = [
-        temporal_binary(), "server", "start-dev",
-        "--ip", "127.0.0.1", "--port", str(port), "--ui-port", str(ui_port),
-        "--db-filename", str(db_file), "--namespace", namespace, "--log-level", "warn",
-        *search_attribute_flags(), *extra,
+        temporal_binary(),
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ui-port",
+        str(ui_port),
+        "--db-filename",
+        str(db_file),
+        "--namespace",
+        namespace,
+        "--log-level",
+        "warn",
+        *search_attribute_flags(),
+        *extra,
     ]
     process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

@@ -57,4 +57,3 @@ def get_settings() -> Settings:
 def settings_with(**overrides: object) -> Settings:
     """A Settings object from the environment with some fields replaced (tests, `batchway dev`)."""
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
-

@@ -851,13 +851,15 @@ class _Simulator:
                     batch.progressed_at = now
                     return
             elif batch.status == "finalizing":
-                completed_at = batch.finalizing_at + FINALIZE_SECONDS  # type: ignore[operator]
+                assert batch.finalizing_at is not None
+                completed_at = batch.finalizing_at + FINALIZE_SECONDS
                 if completed_at > now:
                     return
                 batch.status, batch.completed_at = "completed", completed_at
                 return
             elif batch.status == "cancelling":
-                cancelled_at = batch.cancelling_at + cfg.cancel_seconds  # type: ignore[operator]
+                assert batch.cancelling_at is not None
+                cancelled_at = batch.cancelling_at + cfg.cancel_seconds
                 if cancelled_at > now:
                     return
                 batch.status, batch.cancelled_at = "cancelled", cancelled_at
@@ -1053,7 +1055,7 @@ def create_simulator_app(config: SimulatorConfig) -> fastapi.FastAPI:
             raise _bad_request("Invalid Content-Type header: expected multipart/form-data with a boundary.")
         sink = _UploadSink(sim.tmp_dir / f"upload-{secrets.token_hex(12)}")
         try:
-            parser = MultipartParser(options[b"boundary"], sink.callbacks())  # type: ignore[arg-type]
+            parser = MultipartParser(options[b"boundary"], sink.callbacks())  # type: ignore[arg-type]  # TypedDict exists only for type checkers
             async for chunk in request.stream():
                 parser.write(chunk)
             parser.finalize()

@@ -102,7 +102,9 @@ def new_org(base_settings: Settings) -> Callable[..., tuple[str, str]]:
             org = tenancy.create_org(session, f"org-{uuid.uuid4().hex[:8]}")
             key = tenancy.create_api_key(session, org)
             for name, base_url in (providers or {}).items():
-                tenancy.set_provider(session, org, name, kind="openai", api_key=SIMULATOR_KEY, base_url=base_url)
+                tenancy.set_provider(
+                    session, org, name, kind="openai", api_key=SIMULATOR_KEY, base_url=base_url
+                )
         engine.dispose()
         return org.name, key
 

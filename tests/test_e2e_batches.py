@@ -45,7 +45,11 @@ async def test_happy_path_with_partial_failures(
 
     batch = await wait_for(client, created.id)
     assert batch.status == "completed"
-    assert (batch.request_counts.total, batch.request_counts.completed, batch.request_counts.failed) == (5, 3, 2)
+    assert (batch.request_counts.total, batch.request_counts.completed, batch.request_counts.failed) == (
+        5,
+        3,
+        2,
+    )
     assert batch.model == "gpt-4o-mini"
     for stamp in ("in_progress_at", "finalizing_at", "completed_at", "expires_at"):
         assert getattr(batch, stamp), stamp
@@ -152,7 +156,9 @@ async def test_batchway_deadline_cancels_an_overrunning_upstream(
     assert {line["error"]["code"] for line in errors.values()} == {"batch_expired"}
 
 
-async def test_worker_restarted_mid_batch(start_simulator, start_api, new_org, client_for, temporal_env, base_settings) -> None:
+async def test_worker_restarted_mid_batch(
+    start_simulator, start_api, new_org, client_for, temporal_env, base_settings
+) -> None:
     queue = f"restart-{uuid.uuid4().hex[:8]}"
     api = start_api(task_queue=queue)
     _, key = new_org({"openai": start_simulator(lines_per_second=10)})

@@ -356,7 +356,11 @@ def test_cancel_mid_flight_keeps_partial_results(start: Callable[..., RunningSim
     client = start(lines_per_second=20.0, cancel_seconds=0.5).client()
     lines = [chat_line(f"r{i:02d}", f"line {i}") for i in range(40)]
     batch = create_batch(client, lines)
-    wait_for(client, batch.id, lambda b: b.status == "in_progress" and b.request_counts.completed >= 2)  # type: ignore[union-attr]
+
+    def two_lines_done(b: Batch) -> bool:
+        return b.status == "in_progress" and b.request_counts is not None and b.request_counts.completed >= 2
+
+    wait_for(client, batch.id, two_lines_done)
 
     cancelling = client.batches.cancel(batch.id)
     assert cancelling.status == "cancelling" and cancelling.cancelling_at is not None

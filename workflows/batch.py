@@ -7,6 +7,7 @@ here; the batch row in SQL is the read model that activities keep current.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
@@ -35,7 +36,9 @@ QUICK = dict(
 POLL = dict(
     start_to_close_timeout=timedelta(minutes=2),
     retry_policy=RetryPolicy(
-        initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=5,
+        initial_interval=timedelta(seconds=1),
+        maximum_interval=timedelta(seconds=30),
+        maximum_attempts=5,
         non_retryable_error_types=["UpstreamPermanent"],
     ),
 )
@@ -80,8 +83,10 @@ class BatchWorkflow:
             workflow.upsert_search_attributes([SA_STATUS.value_set(status)])
         counts = ""
         if self.upstream:
-            counts = f": {self.upstream.completed + self.upstream.failed}/{self.upstream.total} done, " \
-                     f"{self.upstream.failed} failed"
+            counts = (
+                f": {self.upstream.completed + self.upstream.failed}/{self.upstream.total} done, "
+                f"{self.upstream.failed} failed"
+            )
         workflow.set_current_details(f"**{status}**{counts}")
 
     @workflow.run
@@ -99,8 +104,11 @@ class BatchWorkflow:
                 return await self._finalize("cancelled")
             try:
                 submitted = await workflow.execute_activity_method(
-                    BatchActivities.submit_batch, ref, summary="submit to upstream",
-                    schedule_to_close_timeout=self._until_deadline(minimum=60), **QUICK,
+                    BatchActivities.submit_batch,
+                    ref,
+                    summary="submit to upstream",
+                    schedule_to_close_timeout=self._until_deadline(minimum=60),
+                    **QUICK,
                 )
             except ActivityError:
                 # The upstream stayed unreachable until the deadline: nothing ran.
@@ -126,7 +134,9 @@ class BatchWorkflow:
                     BatchActivities.poll_batch, ref, summary="poll upstream batch", **POLL
                 )
             except ActivityError as err:
-                workflow.logger.warning("poll of %s failed, retrying on the next tick: %s", state.batch_id, err)
+                workflow.logger.warning(
+                    "poll of %s failed, retrying on the next tick: %s", state.batch_id, err
+                )
             else:
                 if self.upstream.terminal:
                     return await self._finalize(self._outcome(self.upstream.status))
@@ -134,14 +144,12 @@ class BatchWorkflow:
             wait = CANCEL_POLL_SECONDS if state.upstream_cancel_sent else interval
             if not state.upstream_cancel_sent:
                 wait = min(wait, max(1.0, state.deadline_at - workflow.now().timestamp()))
-            try:
+            with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
                     lambda: state.cancel_requested and not state.upstream_cancel_sent,
                     timeout=timedelta(seconds=wait),
                     timeout_summary="wait before the next poll",
                 )
-            except TimeoutError:
-                pass
             interval = min(interval * 2, state.poll_max_seconds)
             state.poll_interval_seconds = interval
             if workflow.info().is_continue_as_new_suggested():
@@ -152,8 +160,10 @@ class BatchWorkflow:
         self.state.upstream_cancel_sent = True
         self._set_status(status)
         await workflow.execute_activity_method(
-            BatchActivities.cancel_upstream, BatchRef(batch_id=self.state.batch_id),
-            summary="cancel upstream batch", **QUICK,
+            BatchActivities.cancel_upstream,
+            BatchRef(batch_id=self.state.batch_id),
+            summary="cancel upstream batch",
+            **QUICK,
         )
 
     def _outcome(self, upstream_status: str) -> Outcome:

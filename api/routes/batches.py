@@ -41,9 +41,14 @@ async def create_batch(
         with Session(state.engine, expire_on_commit=False) as session:
             provider = tenancy.resolve_provider(session, org.id, provider_name)
             row = batches.create_batch(
-                session, state.settings, org_id=org.id, provider=provider,
-                input_file_id=body.input_file_id, endpoint=body.endpoint,
-                completion_window=body.completion_window, metadata=body.metadata,
+                session,
+                state.settings,
+                org_id=org.id,
+                provider=provider,
+                input_file_id=body.input_file_id,
+                endpoint=body.endpoint,
+                completion_window=body.completion_window,
+                metadata=body.metadata,
             )
             input_file = files.get_file(session, org.id, body.input_file_id)
             return row, input_file.line_count or 0

@@ -6,9 +6,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
-from sqlmodel import Session
 
 from api.deps import OrgDep, SessionDep, StateDep
 from batchway import files
@@ -35,7 +35,8 @@ async def upload_file(request: Request, org: OrgDep, state: StateDep) -> dict[st
     if length and length.isdigit() and int(length) > state.settings.max_input_bytes + MULTIPART_OVERHEAD:
         raise bad_request(
             f"File is larger than the {state.settings.max_input_bytes} byte limit.",
-            param="file", code="file_too_large",
+            param="file",
+            code="file_too_large",
         )
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise bad_request("Uploads must be multipart/form-data with 'file' and 'purpose'.", param="file")
@@ -58,8 +59,13 @@ async def upload_file(request: Request, org: OrgDep, state: StateDep) -> dict[st
         def store() -> dict[str, Any]:
             with Session(state.engine, expire_on_commit=False) as session:
                 row = files.upload(
-                    session, state.blobs, state.settings, org_id=org.id,
-                    filename=upload.filename or "upload", purpose=purpose, source=upload.file,
+                    session,
+                    state.blobs,
+                    state.settings,
+                    org_id=org.id,
+                    filename=upload.filename or "upload",
+                    purpose=purpose,
+                    source=upload.file,
                     ttl_seconds=ttl,
                 )
                 return file_object(row)

@@ -11,6 +11,8 @@ from batchway.settings import Settings
 def build_provider(config: ProviderConfig, settings: Settings) -> BatchProvider:
     if config.kind == "openai":
         return OpenAIBatchProvider(
-            api_key=config.api_key, base_url=config.base_url, timeout_seconds=settings.upstream_timeout_seconds
+            api_key=config.api_key,
+            base_url=config.base_url,
+            timeout_seconds=settings.upstream_timeout_seconds,
         )
     raise ValueError(f"unknown provider kind {config.kind!r}")

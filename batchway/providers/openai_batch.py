@@ -115,9 +115,10 @@ class OpenAIBatchProvider:
             return _upstream_batch(await self.client.batches.cancel(upstream_batch_id))
 
     async def download_file(self, upstream_file_id: str, out: BinaryIO) -> None:
-        async with _mapped_errors(), self.client.files.with_streaming_response.content(
-            upstream_file_id
-        ) as response:
+        async with (
+            _mapped_errors(),
+            self.client.files.with_streaming_response.content(upstream_file_id) as response,
+        ):
             async for chunk in response.iter_bytes():
                 out.write(chunk)
 
