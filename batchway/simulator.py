@@ -236,7 +236,7 @@ class _Batch:
         return min(self.total, int(math.floor(self.progress + 1e-9)))
 
     def request_counts(self) -> dict[str, int]:
-        if self.status == "failed" or (self.status == "validating"):
+        if self.status in ("failed", "validating"):
             return {"total": 0, "completed": 0, "failed": 0}
         succeeded = self.prepared.ok_prefix[self.done]
         if self.status in ("cancelled", "expired"):
