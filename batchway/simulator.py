@@ -1055,7 +1055,8 @@ def create_simulator_app(config: SimulatorConfig) -> fastapi.FastAPI:
             raise _bad_request("Invalid Content-Type header: expected multipart/form-data with a boundary.")
         sink = _UploadSink(sim.tmp_dir / f"upload-{secrets.token_hex(12)}")
         try:
-            parser = MultipartParser(options[b"boundary"], sink.callbacks())  # type: ignore[arg-type]  # TypedDict exists only for type checkers
+            # python-multipart's callbacks TypedDict exists only under TYPE_CHECKING, hence the ignore.
+            parser = MultipartParser(options[b"boundary"], sink.callbacks())  # type: ignore[arg-type]
             async for chunk in request.stream():
                 parser.write(chunk)
             parser.finalize()

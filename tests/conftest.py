@@ -95,8 +95,8 @@ def start_simulator(tmp_path: Path) -> Iterator[Callable[..., str]]:
 def new_org(base_settings: Settings) -> Callable[..., tuple[str, str]]:
     """Create an org with a key and providers; returns (org name, API key)."""
 
-    def create(providers: dict[str, str] | None = None) -> tuple[str, str]:
-        engine = make_engine(base_settings.resolved_database_url)
+    def create(providers: dict[str, str] | None = None, database_url: str | None = None) -> tuple[str, str]:
+        engine = make_engine(database_url or base_settings.resolved_database_url)
         create_tables(engine)
         with Session(engine, expire_on_commit=False) as session:
             org = tenancy.create_org(session, f"org-{uuid.uuid4().hex[:8]}")

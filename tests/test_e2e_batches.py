@@ -196,3 +196,22 @@ async def test_list_batches_pages_newest_first(start_simulator, new_org, client_
     assert [b.id for b in last.data] == [ids[0]] and last.has_more is False
     for batch_id in ids:
         await wait_for(client, batch_id)
+
+
+async def test_happy_path_on_postgres(
+    start_simulator, start_api, new_org, client_for, temporal_env, base_settings, postgres_url
+) -> None:
+    settings = base_settings.model_copy(
+        update={"database_url": postgres_url, "task_queue": f"pg-{uuid.uuid4().hex[:8]}"}
+    )
+    api = start_api(database_url=settings.database_url, task_queue=settings.task_queue)
+    _, key = new_org({"openai": start_simulator()}, database_url=postgres_url)
+    client = client_for(key, url=api)
+    lines = [chat_line(f"p-{i}", f"postgres {i}") for i in range(4)] + [
+        chat_line("p-x", "SIMULATE_ERROR_429")
+    ]
+    async with build_worker(temporal_env.client, settings):
+        batch = await wait_for(client, (await submit(client, lines)).id)
+    assert batch.status == "completed"
+    assert (batch.request_counts.completed, batch.request_counts.failed) == (4, 1)
+    assert len(request_logs(settings, batch.id)) == 5

@@ -1,0 +1,183 @@
+"""The storage layer (files, batches, transitions, request log, tenancy) on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+from batchway import batches, files, lifecycle, tenancy
+from batchway.blobstore import LocalBlobStore
+from batchway.db import create_tables, make_engine
+from batchway.errors import APIError
+from batchway.models import BatchRecord, RequestLog
+from batchway.reconcile import Reconciler
+from batchway.settings import Settings
+from tests.batch_helpers import chat_line, jsonl
+
+
+@pytest.fixture
+def store(database_url: str, tmp_path: Path):
+    engine = make_engine(database_url)
+    create_tables(engine)
+    session = Session(engine, expire_on_commit=False)
+    org = tenancy.create_org(session, f"org-{tmp_path.name}")
+    provider = tenancy.set_provider(session, org, "openai", kind="openai", api_key="k", base_url=None)
+    yield engine, session, LocalBlobStore(tmp_path / "blobs"), org, provider
+    session.close()
+    engine.dispose()
+
+
+SETTINGS = Settings(max_lines=10, max_input_bytes=10_000)
+
+
+def put(session, blobs, org, lines, purpose="batch", name="in.jsonl"):
+    return files.upload(
+        session,
+        blobs,
+        SETTINGS,
+        org_id=org.id,
+        filename=name,
+        purpose=purpose,
+        source=io.BytesIO(jsonl(lines)),
+    )
+
+
+def test_keys_are_stored_hashed(store) -> None:
+    engine, session, _, org, _ = store
+    key = tenancy.create_api_key(session, org)
+    assert tenancy.org_for_key(session, key).id == org.id
+    with engine.connect() as conn:
+        dump = "\n".join(str(row) for row in conn.exec_driver_sql("SELECT * FROM apikey").all())
+    assert key not in dump and tenancy.hash_key(key) in dump
+    with pytest.raises(APIError) as exc:
+        tenancy.org_for_key(session, key + "x")
+    assert exc.value.status_code == 401
+
+
+def test_file_upload_scan_list_and_delete(store) -> None:
+    _, session, blobs, org, _ = store
+    row = put(session, blobs, org, [chat_line("a", "1"), chat_line("b", "2")])
+    assert row.line_count == 2 and row.bytes == len(jsonl([chat_line("a", "1"), chat_line("b", "2")]))
+    with blobs.open_read(row.blob_key) as stream:
+        assert stream.read() == jsonl([chat_line("a", "1"), chat_line("b", "2")])
+    second = put(session, blobs, org, [chat_line("c", "3")])
+    rows, more = files.list_files(session, org.id, purpose="batch", limit=1, order="desc", after=None)
+    assert [r.id for r in rows] == [second.id] and more
+    rows, more = files.list_files(session, org.id, purpose="batch", limit=1, order="desc", after=second.id)
+    assert [r.id for r in rows] == [row.id] and not more
+    files.delete_file(session, blobs, org.id, row.id)
+    assert not blobs.exists(row.blob_key)
+    with pytest.raises(APIError):
+        files.get_file(session, org.id, row.id)
+
+
+def test_rejected_upload_leaves_nothing(store, tmp_path: Path) -> None:
+    _, session, blobs, org, _ = store
+    with pytest.raises(APIError) as exc:
+        put(session, blobs, org, [chat_line(str(i), "x") for i in range(11)])
+    assert exc.value.code == "too_many_tasks"
+    assert [p for p in (tmp_path / "blobs").rglob("*") if p.is_file()] == []
+    assert files.list_files(session, org.id, purpose=None, limit=10, order="desc", after=None)[0] == []
+
+
+def test_batch_create_list_and_cancel_guard(store) -> None:
+    engine, session, blobs, org, provider = store
+    input_file = put(session, blobs, org, [chat_line("a", "1")])
+    made = [
+        batches.create_batch(
+            session,
+            SETTINGS,
+            org_id=org.id,
+            provider=provider,
+            input_file_id=input_file.id,
+            endpoint="/v1/chat/completions",
+            completion_window="24h",
+            metadata={"n": str(i)},
+        )
+        for i in range(3)
+    ]
+    rows, more = batches.list_batches(session, org.id, limit=2, after=None)
+    assert [r.id for r in rows] == [made[2].id, made[1].id] and more
+    cancelled = batches.mark_cancelling(session, org.id, made[0].id)
+    assert cancelled.status == "cancelling" and cancelled.cancelling_at
+    # Progress never overwrites a requested cancel; a terminal status is never left.
+    assert lifecycle.transition(engine, made[0].id, "in_progress", completed=1).status == "cancelling"
+    lifecycle.transition(engine, made[1].id, "completed")
+    assert lifecycle.transition(engine, made[1].id, "in_progress").status == "completed"
+    with pytest.raises(APIError) as exc:
+        batches.mark_cancelling(session, org.id, made[1].id)
+    assert exc.value.status_code == 400
+
+
+def test_reconcile_is_idempotent(store) -> None:
+    engine, session, blobs, org, provider = store
+    lines = [chat_line("a", "1"), chat_line("b", "2"), chat_line("c", "3")]
+    input_file = put(session, blobs, org, lines)
+    batch = batches.create_batch(
+        session,
+        SETTINGS,
+        org_id=org.id,
+        provider=provider,
+        input_file_id=input_file.id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+        metadata=None,
+    )
+    output = jsonl(
+        [
+            {
+                "id": "upstream-1",
+                "custom_id": "a",
+                "error": None,
+                "response": {
+                    "status_code": 200,
+                    "request_id": "r1",
+                    "body": {
+                        "model": "m",
+                        "usage": {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6},
+                    },
+                },
+            }
+        ]
+    )
+    errors = jsonl(
+        [
+            {
+                "id": "upstream-2",
+                "custom_id": "b",
+                "error": None,
+                "response": {
+                    "status_code": 400,
+                    "request_id": "r2",
+                    "body": {
+                        "error": {
+                            "message": "no",
+                            "type": "invalid_request_error",
+                            "param": None,
+                            "code": "bad",
+                        }
+                    },
+                },
+            }
+        ]
+    )
+    for _ in range(2):
+        result = Reconciler(engine, blobs, batch, input_file).run(
+            "cancelled", [("output", io.BytesIO(output)), ("error", io.BytesIO(errors))]
+        )
+    assert (result.status, result.total, result.completed, result.failed) == ("cancelled", 3, 1, 2)
+    assert result.usage["input_tokens"] == 4 and result.usage["total_tokens"] == 6
+    with Session(engine) as check:
+        logs = check.exec(select(RequestLog).where(RequestLog.batch_id == batch.id)).all()
+        assert sorted((r.custom_id, r.status_code, r.error_code) for r in logs) == [
+            ("a", 200, None),
+            ("b", 400, "bad"),
+            ("c", None, "batch_cancelled"),
+        ]
+        stored = check.get(BatchRecord, batch.id)
+        assert stored.output_file_id and stored.error_file_id
+    with blobs.open_read(files.get_file(session, org.id, stored.output_file_id).blob_key) as stream:
+        assert b"upstream-1" not in stream.read()
