@@ -15,8 +15,9 @@ from typing import BinaryIO
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
-from activities.errors import to_application_error
+from activities.errors import PERMANENT_TYPE, to_application_error
 from batchway import lifecycle, tenancy
 from batchway.batch_input import InputFileError, InputScanner, LineProblem
 from batchway.blobstore import BlobStore
@@ -122,8 +123,8 @@ class BatchActivities:
                 upstream = await provider.find_batch(batch.id)
                 if upstream is None:
                     upstream = await provider.create_batch(upstream_file_id, batch.endpoint, batch.id)
-        except Exception as exc:
-            if getattr(exc, "type", None) == "UpstreamPermanent":
+        except ApplicationError as exc:
+            if exc.type == PERMANENT_TYPE:
                 self._fail(
                     batch.id,
                     [LineProblem(code="upstream_error", message=f"The upstream refused the batch: {exc}")],
@@ -138,8 +139,16 @@ class BatchActivities:
         """Read the upstream batch once and mirror its progress into the batch row."""
         batch = lifecycle.load(self.engine, ref.batch_id)
         assert batch.upstream_batch_id, "poll before submit"
-        async with self._provider(batch) as provider:
-            upstream = await provider.retrieve_batch(batch.upstream_batch_id)
+        try:
+            async with self._provider(batch) as provider:
+                upstream = await provider.retrieve_batch(batch.upstream_batch_id)
+        except ApplicationError as exc:
+            if exc.type != PERMANENT_TYPE:
+                raise
+            # The upstream lost or refuses our batch for good (deleted, key revoked): end it failed.
+            problem = LineProblem(code="upstream_error", message=f"The upstream batch is gone: {exc}")
+            lifecycle.transition(self.engine, batch.id, errors=[problem.model_dump()])
+            return UpstreamState(status="failed", terminal=True)
         fields = {"completed": upstream.completed, "failed": upstream.failed}
         if upstream.total:
             fields["total"] = upstream.total
@@ -171,9 +180,9 @@ class BatchActivities:
         try:
             async with self._provider(batch) as provider:
                 await provider.cancel_batch(batch.upstream_batch_id)
-        except Exception as exc:
+        except ApplicationError as exc:
             # The upstream refuses to cancel a batch that already ended: polling will see how it ended.
-            if getattr(exc, "type", None) != "UpstreamPermanent":
+            if exc.type != PERMANENT_TYPE:
                 raise
             activity.logger.info("upstream refused cancel of %s: %s", batch.id, exc)
 

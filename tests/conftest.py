@@ -95,7 +95,11 @@ def start_simulator(tmp_path: Path) -> Iterator[Callable[..., str]]:
 def new_org(base_settings: Settings) -> Callable[..., tuple[str, str]]:
     """Create an org with a key and providers; returns (org name, API key)."""
 
-    def create(providers: dict[str, str] | None = None, database_url: str | None = None) -> tuple[str, str]:
+    def create(
+        providers: dict[str, str] | None = None,
+        database_url: str | None = None,
+        upstream_key: str = SIMULATOR_KEY,
+    ) -> tuple[str, str]:
         engine = make_engine(database_url or base_settings.resolved_database_url)
         create_tables(engine)
         with Session(engine, expire_on_commit=False) as session:
@@ -103,7 +107,7 @@ def new_org(base_settings: Settings) -> Callable[..., tuple[str, str]]:
             key = tenancy.create_api_key(session, org)
             for name, base_url in (providers or {}).items():
                 tenancy.set_provider(
-                    session, org, name, kind="openai", api_key=SIMULATOR_KEY, base_url=base_url
+                    session, org, name, kind="openai", api_key=upstream_key, base_url=base_url
                 )
         engine.dispose()
         return org.name, key

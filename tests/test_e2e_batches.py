@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
@@ -13,8 +14,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: F401
 
 from batchway.contracts import SA_ORG, SA_PROVIDER, SA_STATUS
 from batchway.db import make_engine
-from batchway.models import RequestLog
-from tests.batch_helpers import chat_line, content, submit, wait_for
+from batchway.models import FileRecord, RequestLog
+from tests.batch_helpers import chat_line, content, submit, upload, wait_for
 from worker import build_worker
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -215,3 +216,35 @@ async def test_happy_path_on_postgres(
     assert batch.status == "completed"
     assert (batch.request_counts.completed, batch.request_counts.failed) == (4, 1)
     assert len(request_logs(settings, batch.id)) == 5
+
+
+async def test_upstream_refusal_fails_the_batch(start_simulator, new_org, client_for) -> None:
+    _, key = new_org({"openai": start_simulator()}, upstream_key="revoked-key")
+    client = client_for(key)
+    batch = await wait_for(client, (await submit(client, [chat_line("a", "hi")])).id)
+    assert batch.status == "failed" and batch.failed_at
+    assert batch.errors.data[0].code == "upstream_error"
+    assert "401" in batch.errors.data[0].message
+    assert batch.output_file_id is None and batch.error_file_id is None
+
+
+async def test_workflow_revalidates_the_stored_input(
+    start_simulator, new_org, client_for, base_settings
+) -> None:
+    """The workflow checks the stored bytes again: a blob corrupted after upload fails with the line."""
+    _, key = new_org({"openai": start_simulator()})
+    client = client_for(key)
+    file_id = await upload(client, [chat_line("a", "1"), chat_line("b", "2")])
+    engine = make_engine(base_settings.resolved_database_url)
+    with Session(engine) as session:
+        blob_key = session.get(FileRecord, file_id).blob_key
+    engine.dispose()
+    blob = Path(base_settings.resolved_blob_url) / blob_key
+    blob.write_bytes(blob.read_bytes() + b"{broken\n")
+    created = await client.batches.create(
+        input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    batch = await wait_for(client, created.id)
+    assert batch.status == "failed" and batch.failed_at and batch.in_progress_at is None
+    error = batch.errors.data[0]
+    assert (error.code, error.line) == ("invalid_json_line", 3)
