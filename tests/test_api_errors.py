@@ -40,6 +40,7 @@ async def test_missing_and_invalid_keys(api_url: str) -> None:
         response = await raw.get(f"{api_url}/batches")
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "invalid_api_key"
+    assert response.headers["x-request-id"].startswith("req_")
     with pytest.raises(openai.AuthenticationError) as exc:
         await openai.AsyncOpenAI(base_url=api_url, api_key="bw-not-a-key", max_retries=0).batches.list()
     assert_error(exc.value, 401, code="invalid_api_key")

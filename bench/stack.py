@@ -1,0 +1,301 @@
+"""A whole batchway stack as separate processes, for the benchmarks.
+
+Temporal dev server, simulated OpenAI upstream, `batchway worker` and `batchway api`, each its own OS
+process (the API a single uvicorn worker), all under one temporary directory. `running_stack()` stops
+every one of them on exit, also on Ctrl-C, SIGTERM and errors. `RssSampler` records the peak RSS of
+processes (children included) from a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import openai
+import psutil
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+
+from batchway.devstack import ensure_dev_tenant
+from batchway.servers import free_port, start_temporal_dev_server
+from batchway.settings import Settings
+
+SIMULATOR_KEY = "sim-bench-key"
+BIN = Path(sys.executable).parent
+MB = 1024 * 1024
+
+
+def raise_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt so `with running_stack(...)` cleans up on it too."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def machine() -> str:
+    return (
+        f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, Python {platform.python_version()}, "
+        f"Linux {platform.release()}"
+    )
+
+
+@dataclass
+class Stack:
+    root: Path
+    data_dir: Path
+    api_url: str  # ends in /v1
+    api_key: str
+    temporal_address: str
+    task_queue: str
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def client(self, **kwargs: object) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.api_url, api_key=self.api_key, max_retries=0, **kwargs)
+
+    def pid(self, name: str) -> int:
+        return self.processes[name].pid
+
+    def check_alive(self) -> None:
+        for name, proc in self.processes.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with code {proc.returncode}; see {self.log(name)}")
+
+    def log(self, name: str) -> Path:
+        return self.root / "logs" / f"{name}.log"
+
+
+def _stop(proc: subprocess.Popen[bytes], own_group: bool, timeout: float = 10.0) -> None:
+    """SIGTERM (the whole process group if it has its own), then SIGKILL after `timeout`."""
+    if proc.poll() is not None:
+        return
+
+    def send(sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            if own_group:
+                os.killpg(proc.pid, sig)
+            else:
+                proc.send_signal(sig)
+
+    send(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        send(signal.SIGKILL)
+        proc.wait(5)
+
+
+def _log_tail(path: Path, lines: int = 30) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return ""
+
+
+def _wait_listening(proc: subprocess.Popen[bytes], name: str, port: int, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with code {proc.returncode}:\n{_log_tail(log)}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{name} did not listen on port {port} within {timeout}s:\n{_log_tail(log)}")
+
+
+async def _wait_for_pollers(address: str, task_queue: str, worker: subprocess.Popen[bytes]) -> None:
+    """The worker has no port: wait until it polls both the workflow and the activity task queue."""
+    client = await Client.connect(address)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise RuntimeError(f"worker exited with code {worker.returncode}")
+        seen = []
+        for kind in (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY):
+            response = await client.workflow_service.describe_task_queue(
+                DescribeTaskQueueRequest(
+                    namespace="default", task_queue=TaskQueue(name=task_queue), task_queue_type=kind
+                )
+            )
+            seen.append(bool(response.pollers))
+        if all(seen):
+            return
+        await asyncio.sleep(0.2)
+    raise TimeoutError("the worker never polled its task queue")
+
+
+def _drain(stream: object, log: Path) -> threading.Thread:
+    """Copy a pipe to a file: `start_temporal_dev_server` pipes stderr and nobody else reads it."""
+
+    def run() -> None:
+        with open(log, "ab") as out:
+            for chunk in iter(lambda: stream.read1(65536), b""):  # type: ignore[attr-defined]
+                out.write(chunk)
+                out.flush()
+
+    thread = threading.Thread(target=run, daemon=True, name="temporal-stderr")
+    thread.start()
+    return thread
+
+
+@contextlib.contextmanager
+def running_stack(
+    root: Path,
+    *,
+    lines_per_second: float = 200.0,
+    poll_min_seconds: float = 0.5,
+    poll_max_seconds: float = 2.0,
+) -> Iterator[Stack]:
+    """Start Temporal, the simulator, the worker and the API under `root`; stop them all on exit."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "logs").mkdir(exist_ok=True)
+    data_dir = root / "data"
+    data_dir.mkdir(exist_ok=True)
+    temporal_port, sim_port, api_port = free_port(), free_port(), free_port()
+    stack = Stack(
+        root=root,
+        data_dir=data_dir,
+        api_url=f"http://127.0.0.1:{api_port}/v1",
+        api_key="",
+        temporal_address=f"127.0.0.1:{temporal_port}",
+        task_queue=f"bench-{uuid.uuid4().hex[:8]}",
+    )
+    # Only our settings reach the children: no inherited BATCHWAY_* and no stray .env (cwd is root).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BATCHWAY_")}
+    env.update(
+        BATCHWAY_DATA_DIR=str(data_dir),
+        BATCHWAY_TEMPORAL_ADDRESS=stack.temporal_address,
+        BATCHWAY_TASK_QUEUE=stack.task_queue,
+        BATCHWAY_API_PORT=str(api_port),
+        BATCHWAY_POLL_INTERVAL_MIN_SECONDS=str(poll_min_seconds),
+        BATCHWAY_POLL_INTERVAL_MAX_SECONDS=str(poll_max_seconds),
+        PYTHONUNBUFFERED="1",
+    )
+    own_group: dict[str, bool] = {}
+
+    def spawn(name: str, *args: str) -> subprocess.Popen[bytes]:
+        with open(stack.log(name), "wb") as log:
+            proc = subprocess.Popen(
+                [str(BIN / "batchway"), *args],
+                cwd=root,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C reaches only the bench, which then stops these in order
+            )
+        stack.processes[name] = proc
+        own_group[name] = True
+        return proc
+
+    try:
+        temporal = start_temporal_dev_server(
+            port=temporal_port,
+            ui_port=free_port(),
+            db_file=root / "temporal.db",
+            namespace="default",
+        )
+        stack.processes["temporal"] = temporal
+        own_group["temporal"] = False
+        _drain(temporal.stderr, stack.log("temporal"))
+
+        upstream_url = f"http://127.0.0.1:{sim_port}/v1"
+        settings = Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            data_dir=data_dir,
+            database_url=f"sqlite:///{data_dir / 'batchway.db'}",
+        )
+        stack.api_key = ensure_dev_tenant(settings, upstream_url, SIMULATOR_KEY)
+
+        sim = spawn(
+            "simulator",
+            "simulate",
+            "--port",
+            str(sim_port),
+            "--data-dir",
+            str(root / "simulator"),
+            "--api-key",
+            SIMULATOR_KEY,
+            "--lines-per-second",
+            str(lines_per_second),
+        )
+        worker = spawn("worker", "worker")
+        api = spawn("api", "api", "--port", str(api_port))
+        _wait_listening(sim, "simulator", sim_port, stack.log("simulator"), 30)
+        _wait_listening(api, "api", api_port, stack.log("api"), 30)
+        asyncio.run(_wait_for_pollers(stack.temporal_address, stack.task_queue, worker))
+        yield stack
+    finally:
+        # API first (no new work), then the worker, the upstream and Temporal last.
+        for name in ("api", "worker", "simulator", "temporal"):
+            if name in stack.processes:
+                _stop(stack.processes[name], own_group[name])
+
+
+class RssSampler:
+    """Samples the RSS of named processes (each with its children) every `interval` seconds."""
+
+    def __init__(self, pids: dict[str, int], interval: float = 0.05) -> None:
+        self.processes = {name: psutil.Process(pid) for name, pid in pids.items()}
+        self.interval = interval
+        self.first: dict[str, int] = {}
+        self.peak: dict[str, int] = dict.fromkeys(pids, 0)
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="rss-sampler")
+
+    @staticmethod
+    def rss_tree(proc: psutil.Process) -> int:
+        total = 0
+        for p in [proc, *proc.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                total += p.memory_info().rss
+        return total
+
+    def sample(self) -> None:
+        for name, proc in self.processes.items():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                rss = self.rss_tree(proc)
+                self.first.setdefault(name, rss)
+                self.peak[name] = max(self.peak[name], rss)
+        self.samples += 1
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self) -> RssSampler:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+    def high_water_mark(self, name: str) -> int | None:
+        """The kernel's peak RSS of the process over its whole life (VmHWM), a cross-check on sampling."""
+        try:
+            status = Path(f"/proc/{self.processes[name].pid}/status").read_text()
+        except OSError:
+            return None
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        return None
