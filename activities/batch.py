@@ -23,6 +23,7 @@ from batchway.batch_input import InputFileError, InputScanner, LineProblem
 from batchway.blobstore import BlobStore
 from batchway.contracts import (
     BatchRef,
+    CancelUpstreamInput,
     FinalizeInput,
     FinalizeResult,
     SubmitResult,
@@ -173,8 +174,11 @@ class BatchActivities:
         )
 
     @activity.defn
-    async def cancel_upstream(self, ref: BatchRef) -> None:
-        batch = lifecycle.load(self.engine, ref.batch_id)
+    async def cancel_upstream(self, request: CancelUpstreamInput) -> None:
+        if request.requested:
+            # A cancel signalled from the Temporal UI never passed through the API: record it here too.
+            lifecycle.transition(self.engine, request.batch_id, "cancelling", cancel_requested=True)
+        batch = lifecycle.load(self.engine, request.batch_id)
         if not batch.upstream_batch_id:
             return
         try:

@@ -40,6 +40,11 @@ class BatchRef(BaseModel):
     batch_id: str
 
 
+class CancelUpstreamInput(BaseModel):
+    batch_id: str
+    requested: bool  # True: someone asked to cancel (API, CLI, UI); False: batchway's deadline passed
+
+
 class ValidationResult(BaseModel):
     ok: bool
     total: int = 0

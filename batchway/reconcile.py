@@ -143,9 +143,11 @@ class Reconciler:
             batch = session.get(BatchRecord, self.batch.id)
             assert batch is not None
             batch.status = outcome
-            stamp = TIMESTAMP_OF[outcome]
-            if getattr(batch, stamp) is None:
-                setattr(batch, stamp, now())
+            # A cancel that skipped `cancelling` (signalled before submit) still gets both stamps.
+            stamps = ["cancelling_at"] if outcome == "cancelled" else []
+            for stamp in [*stamps, TIMESTAMP_OF[outcome]]:
+                if getattr(batch, stamp) is None:
+                    setattr(batch, stamp, now())
             batch.total = len(line_of)
             batch.completed = output.lines
             batch.failed = errors.lines

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         SA_STATUS,
         BatchRef,
         BatchWorkflowInput,
+        CancelUpstreamInput,
         FinalizeInput,
         Outcome,
         Progress,
@@ -125,10 +126,10 @@ class BatchWorkflow:
         ref = BatchRef(batch_id=state.batch_id)
         while True:
             if state.cancel_requested and not state.upstream_cancel_sent:
-                await self._cancel_upstream("cancelling")
+                await self._cancel_upstream(requested=True)
             elif workflow.now().timestamp() >= state.deadline_at and not state.upstream_cancel_sent:
                 state.deadline_hit = True
-                await self._cancel_upstream(self.status)
+                await self._cancel_upstream(requested=False)
             try:
                 self.upstream = await workflow.execute_activity_method(
                     BatchActivities.poll_batch, ref, summary="poll upstream batch", **POLL
@@ -156,12 +157,13 @@ class BatchWorkflow:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(state)
 
-    async def _cancel_upstream(self, status: str) -> None:
+    async def _cancel_upstream(self, *, requested: bool) -> None:
         self.state.upstream_cancel_sent = True
-        self._set_status(status)
+        if requested:
+            self._set_status("cancelling")
         await workflow.execute_activity_method(
             BatchActivities.cancel_upstream,
-            BatchRef(batch_id=self.state.batch_id),
+            CancelUpstreamInput(batch_id=self.state.batch_id, requested=requested),
             summary="cancel upstream batch",
             **QUICK,
         )
