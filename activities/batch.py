@@ -10,7 +10,7 @@ import asyncio
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -150,9 +150,11 @@ class BatchActivities:
             problem = LineProblem(code="upstream_error", message=f"The upstream batch is gone: {exc}")
             lifecycle.transition(self.engine, batch.id, errors=[problem.model_dump()])
             return UpstreamState(status="failed", terminal=True)
-        fields = {"completed": upstream.completed, "failed": upstream.failed}
+        fields: dict[str, Any] = {"completed": upstream.completed, "failed": upstream.failed}
         if upstream.total:
             fields["total"] = upstream.total
+        if upstream.usage:
+            fields["usage"] = upstream.usage
         if upstream.status == "failed":
             fields["errors"] = upstream.errors or [
                 {

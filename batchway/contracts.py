@@ -28,6 +28,7 @@ class BatchWorkflowInput(BaseModel):
     deadline_at: int  # unix seconds: expires_at + grace; past it an unfinished upstream is cancelled
     poll_min_seconds: float
     poll_max_seconds: float
+    polls_per_run: int = 0  # 0: continue-as-new only when Temporal suggests it
     # Carried over on continue-as-new.
     phase: Literal["validate", "submit", "poll"] = "validate"
     poll_interval_seconds: float | None = None

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     # cancels an upstream that overruns and ends the batch `expired`.
     completion_window_seconds: int = 24 * 3600
     deadline_grace_seconds: int = 3600
+    # Continue-as-new after this many polls in one run (0: only when Temporal suggests it). Long batches
+    # stay far below the history limits either way; a small value exercises the carry-over in tests.
+    polls_per_run: int = 0
     # Timeout of one upstream HTTP call; kept below the activities' start-to-close timeout.
     upstream_timeout_seconds: float = 120.0
 

@@ -30,6 +30,7 @@ async def start_batch_workflow(
             deadline_at=batch.expires_at + settings.deadline_grace_seconds,
             poll_min_seconds=settings.poll_interval_min_seconds,
             poll_max_seconds=settings.poll_interval_max_seconds,
+            polls_per_run=settings.polls_per_run,
         ),
         id=batch.id,
         task_queue=settings.task_queue,

@@ -248,3 +248,28 @@ async def test_workflow_revalidates_the_stored_input(
     assert batch.status == "failed" and batch.failed_at and batch.in_progress_at is None
     error = batch.errors.data[0]
     assert (error.code, error.line) == ("invalid_json_line", 3)
+
+
+async def test_continue_as_new_carries_the_batch_over(
+    start_simulator, start_api, new_org, client_for, temporal_env
+):
+    """Runs that continue-as-new every 2 polls still finish, and a cancel reaches the newest run."""
+    _, key = new_org({"openai": start_simulator(lines_per_second=6)})
+    client = client_for(key, url=start_api(polls_per_run=2))
+    done = await submit(client, [chat_line(f"n-{i}", "hi") for i in range(15)])
+    stopped = await submit(client, [chat_line(f"s-{i}", "hi") for i in range(60)])
+
+    async def runs(batch_id: str) -> int:
+        return len([w async for w in temporal_env.client.list_workflows(f"WorkflowId = '{batch_id}'")])
+
+    await wait_for(client, stopped.id, {"in_progress"})
+    while await runs(stopped.id) < 2:
+        await asyncio.sleep(0.2)
+    await client.batches.cancel(stopped.id)
+
+    finished = await wait_for(client, done.id)
+    assert finished.status == "completed" and finished.request_counts.completed == 15
+    assert await runs(done.id) >= 2
+    cancelled = await wait_for(client, stopped.id)
+    assert cancelled.status == "cancelled"
+    assert cancelled.request_counts.completed + cancelled.request_counts.failed == 60

@@ -57,7 +57,10 @@ class BatchWorkflow:
     @workflow.init
     def __init__(self, state: BatchWorkflowInput) -> None:
         self.state = state
-        self.status = "validating" if state.phase == "validate" else "in_progress"
+        if state.phase == "validate":
+            self.status = "validating"
+        else:  # a continued run picks up where the previous one stopped
+            self.status = "cancelling" if state.cancel_requested else "in_progress"
         self.upstream: UpstreamState | None = None
 
     @workflow.signal(name=CANCEL_SIGNAL)
@@ -124,6 +127,7 @@ class BatchWorkflow:
         state = self.state
         interval = state.poll_interval_seconds or state.poll_min_seconds
         ref = BatchRef(batch_id=state.batch_id)
+        polls_this_run = 0
         while True:
             if state.cancel_requested and not state.upstream_cancel_sent:
                 await self._cancel_upstream(requested=True)
@@ -153,7 +157,8 @@ class BatchWorkflow:
                 )
             interval = min(interval * 2, state.poll_max_seconds)
             state.poll_interval_seconds = interval
-            if workflow.info().is_continue_as_new_suggested():
+            polls_this_run += 1
+            if workflow.info().is_continue_as_new_suggested() or polls_this_run == state.polls_per_run:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(state)
 

@@ -47,6 +47,7 @@ class UpstreamBatch(BaseModel):
     output_file_id: str | None = None
     error_file_id: str | None = None
     errors: list[dict[str, Any]] | None = None
+    usage: dict[str, Any] | None = None  # OpenAI's Batch `usage` shape, when the upstream reports it
 
     @property
     def terminal(self) -> bool:

@@ -70,6 +70,7 @@ def _upstream_batch(batch: Any) -> UpstreamBatch:
         output_file_id=batch.output_file_id,
         error_file_id=batch.error_file_id,
         errors=errors,
+        usage=batch.usage.model_dump() if getattr(batch, "usage", None) else None,
     )
 
 
