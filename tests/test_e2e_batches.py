@@ -4,6 +4,7 @@ simulated OpenAI Batch upstream (real HTTP) and back."""
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from tests.batch_helpers import chat_line, content, submit, upload, wait_for
 from worker import build_worker
 
 pytestmark = pytest.mark.usefixtures("worker")
+REPLAY_DIR = Path(__file__).parent / "replay" / "histories"
 
 
 def request_logs(settings, batch_id: str) -> list[RequestLog]:
@@ -89,6 +91,10 @@ async def test_happy_path_with_partial_failures(
     assert attrs.get(SA_STATUS) == "completed"
     history = (await handle.fetch_history()).to_json()
     assert "hello number" not in history and "SIMULATE_ERROR" not in history
+    if os.environ.get(
+        "BATCHWAY_RECORD_HISTORIES"
+    ):  # refresh tests/replay/histories after a deliberate change
+        (REPLAY_DIR / "happy_path.json").write_text(history)
 
 
 async def test_all_lines_failed_has_no_output_file(start_simulator, new_org, client_for) -> None:
