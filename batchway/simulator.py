@@ -15,13 +15,25 @@ How a batch moves (all computed lazily from timestamps whenever a batch is read)
 Per-line trigger: any string in a line's `body` containing `SIMULATE_ERROR_<4xx|5xx>` makes that
 line fail with that HTTP status. Other lines succeed with a deterministic "echo: <last user text>"
 reply. Objects are scoped by bearer token, like OpenAI scopes them by project.
+
+State survives restarts: a new app on the same `data_dir` sees the same files and batches, and each
+batch's state machine carries on by wall clock from its stored timestamps. Layout under `data_dir`:
+- `files/<file_id>`: file contents.
+- `batches/<batch_id>.results.jsonl`: every line's precomputed result, until the result files exist.
+- `batches/<batch_id>.prepared.json`: what validation learned (counts, custom_ids); written once.
+- `state/files/<file_id>.json`, `state/batches/<batch_id>.json`: small metadata records, rewritten
+  atomically on every change that replay cannot recompute (create, cancel, status change, config
+  change, result files written). A deleted file leaves a tombstone so it still works as a cursor.
+Unreadable records are skipped with a warning. Owners are stored as a hash, never as the bearer token.
 """
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import hmac
 import itertools
+import logging
 import math
 import os
 import random
@@ -31,7 +43,7 @@ import string
 import struct
 import time
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -50,6 +62,8 @@ from starlette.responses import FileResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["SimulatorConfig", "create_simulator_app", "run_simulator"]
+
+_log = logging.getLogger(__name__)
 
 SUPPORTED_ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/responses")
 UPLOAD_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
@@ -680,6 +694,102 @@ def _write_results(
 
 
 # ---------------------------------------------------------------------------------------------------
+# On-disk state
+
+
+def _record_model(cls: type, exclude: tuple[str, ...]) -> type[pydantic.BaseModel]:
+    """A pydantic model of a dataclass's persisted fields, so records are type-checked on load.
+
+    Derived from the dataclass so the two never drift; defaults keep older records loadable.
+    """
+    definitions: dict[str, Any] = {
+        f.name: (f.type, ... if f.default is dataclasses.MISSING else f.default)
+        for f in dataclasses.fields(cls)
+        if f.name not in exclude
+    }
+    return pydantic.create_model(f"{cls.__name__}Record", **definitions)
+
+
+_FileRecord = _record_model(_StoredFile, exclude=("path",))  # the path is derived from the id
+_BatchRecord = _record_model(_Batch, exclude=("prepared", "scratch_path", "lock"))
+
+
+class _Tombstone(pydantic.BaseModel):
+    """What a deleted file leaves behind: its id still works as a paging cursor after a restart."""
+
+    id: str
+    seq: int
+    deleted: Literal[True]
+
+
+class _PreparedRecord(pydantic.BaseModel):
+    """On-disk form of `_PreparedInput`. Written once when the batch is created, never changed."""
+
+    total: int
+    model: str | None
+    custom_ids: list[str | None]
+    ok_prefix: list[int]
+    input_tokens_prefix: list[int]
+    output_tokens_prefix: list[int]
+    errors: list[dict[str, Any]]
+
+    @pydantic.model_validator(mode="after")
+    def _consistent_lengths(self) -> "_PreparedRecord":
+        # request_counts() indexes these by lines done, so a mismatch would fail on every read.
+        prefixes = (self.ok_prefix, self.input_tokens_prefix, self.output_tokens_prefix)
+        if len(self.custom_ids) != self.total or any(len(p) != self.total + 1 for p in prefixes):
+            raise ValueError("per-line lists do not match 'total'")
+        return self
+
+    @classmethod
+    def dump(cls, prepared: _PreparedInput) -> bytes:
+        values = {name: getattr(prepared, name) for name in cls.model_fields}
+        return orjson.dumps({k: v.tolist() if isinstance(v, array) else v for k, v in values.items()})
+
+    def load(self) -> _PreparedInput:
+        return _PreparedInput(
+            total=self.total,
+            model=self.model,
+            custom_ids=self.custom_ids,
+            ok_prefix=array("q", self.ok_prefix),
+            input_tokens_prefix=array("q", self.input_tokens_prefix),
+            output_tokens_prefix=array("q", self.output_tokens_prefix),
+            errors=self.errors,
+        )
+
+
+def _dump_record(obj: Any, model: type[pydantic.BaseModel]) -> bytes:
+    return orjson.dumps({name: getattr(obj, name) for name in model.model_fields})
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temp file, then rename: a crash leaves the old or the new version, never half.
+
+    No fsync: this guards against the process dying, which is what a dev restart looks like.
+    """
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")  # dot-prefixed: never loaded
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _records(directory: Path) -> Iterator[tuple[str, Path]]:
+    """(object id, path) of every record in a state directory, skipping leftover temp files."""
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.name.endswith(".json") and not entry.name.startswith("."):
+                yield entry.name.removesuffix(".json"), Path(entry.path)
+
+
+def _owner_key(token: str) -> str:
+    """Objects are scoped by this hash of the bearer token, so no token is ever written to disk."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------------
 # Multipart upload, streamed straight to disk
 
 
@@ -767,17 +877,78 @@ class _Simulator:
         self.files: dict[str, _StoredFile] = {}
         self.batches: dict[str, _Batch] = {}
         self.seq_by_id: dict[str, int] = {}  # includes deleted files, so stale cursors still page
-        self._seq = itertools.count()
         self.files_dir = config.data_dir / "files"
         self.tmp_dir = config.data_dir / "tmp"
         self.scratch_dir = config.data_dir / "batches"
-        for directory in (self.files_dir, self.tmp_dir, self.scratch_dir):
+        self.file_state_dir = config.data_dir / "state" / "files"
+        self.batch_state_dir = config.data_dir / "state" / "batches"
+        for directory in (
+            self.files_dir,
+            self.tmp_dir,
+            self.scratch_dir,
+            self.file_state_dir,
+            self.batch_state_dir,
+        ):
             directory.mkdir(parents=True, exist_ok=True)
+        self._load()
+        # New objects sort after everything restored.
+        self._seq = itertools.count(max(self.seq_by_id.values(), default=-1) + 1)
 
     def next_seq(self, object_id: str) -> int:
         seq = next(self._seq)
         self.seq_by_id[object_id] = seq
         return seq
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def scratch_path(self, batch_id: str) -> Path:
+        return self.scratch_dir / f"{batch_id}.results.jsonl"
+
+    def prepared_path(self, batch_id: str) -> Path:
+        return self.scratch_dir / f"{batch_id}.prepared.json"
+
+    def save_file(self, stored: _StoredFile) -> None:
+        _write_atomic(self.file_state_dir / f"{stored.id}.json", _dump_record(stored, _FileRecord))
+
+    def save_batch(self, batch: _Batch) -> None:
+        _write_atomic(self.batch_state_dir / f"{batch.id}.json", _dump_record(batch, _BatchRecord))
+
+    def _load(self) -> None:
+        """Restore every readable record. Anything unreadable is skipped with a warning: one bad file
+        must not take the whole simulator (and every other object in it) down."""
+        for file_id, path in _records(self.file_state_dir):
+            try:
+                raw = orjson.loads(path.read_bytes())
+                if isinstance(raw, dict) and raw.get("deleted") is True:
+                    tombstone = _Tombstone.model_validate(raw)
+                    if tombstone.id != file_id:
+                        raise ValueError(f"record is for {tombstone.id!r}")
+                    self.seq_by_id[file_id] = tombstone.seq
+                    continue
+                fields = _FileRecord.model_validate(raw).model_dump()
+                if fields["id"] != file_id:  # also keeps a tampered id from pointing outside files_dir
+                    raise ValueError(f"record is for {fields['id']!r}")
+            except (OSError, ValueError) as exc:  # JSON and validation errors are ValueErrors
+                _log.warning("simulator: skipping unreadable file record %s: %s", path, exc)
+                continue
+            self.files[file_id] = _StoredFile(**fields, path=self.files_dir / file_id)
+            self.seq_by_id[file_id] = fields["seq"]
+        for batch_id, path in _records(self.batch_state_dir):
+            try:
+                fields = _BatchRecord.model_validate_json(path.read_bytes()).model_dump()
+                if fields["id"] != batch_id:
+                    raise ValueError(f"record is for {fields['id']!r}")
+                prepared = _PreparedRecord.model_validate_json(self.prepared_path(batch_id).read_bytes())
+                scratch = self.scratch_path(batch_id)
+                if not fields["materialized"] and not scratch.exists():
+                    raise ValueError(f"its results file {scratch} is missing")
+            except (OSError, ValueError) as exc:
+                _log.warning("simulator: skipping unreadable batch record %s: %s", path, exc)
+                continue
+            self.batches[batch_id] = _Batch(**fields, prepared=prepared.load(), scratch_path=scratch)
+            self.seq_by_id[batch_id] = fields["seq"]
+        if self.files or self.batches:
+            _log.info("simulator: restored %d files and %d batches", len(self.files), len(self.batches))
 
     # -- files ----------------------------------------------------------------------------------
 
@@ -805,10 +976,21 @@ class _Simulator:
             expires_at=None if ttl is None else now + ttl,
             path=path,
         )
+        self.save_file(stored)  # contents are in place first, so a record never points at nothing
         self.files[file_id] = stored
         return stored
 
+    def delete_file(self, stored: _StoredFile) -> None:
+        tombstone = {"id": stored.id, "seq": stored.seq, "deleted": True}
+        _write_atomic(self.file_state_dir / f"{stored.id}.json", orjson.dumps(tombstone))
+        del self.files[stored.id]
+        stored.path.unlink(missing_ok=True)
+
     # -- batches --------------------------------------------------------------------------------
+
+    def add_batch(self, batch: _Batch) -> None:
+        self.save_batch(batch)
+        self.batches[batch.id] = batch
 
     def get_batch(self, batch_id: str, owner: str) -> _Batch:
         batch = self.batches.get(batch_id)
@@ -869,7 +1051,12 @@ class _Simulator:
 
     async def refresh(self, batch: _Batch) -> _Batch:
         """Advance to now; on the first read after reaching a terminal state, write the result files."""
+        status = batch.status
         self.advance(batch, time.time())
+        if batch.status != status:
+            # Replay from the previous record would mostly agree, but not if a restart brings another
+            # config: a completed batch must never come back as in_progress.
+            self.save_batch(batch)
         if batch.status in TERMINAL_STATUSES and not batch.materialized:
             async with batch.lock:  # concurrent readers must not write the files twice
                 if not batch.materialized:
@@ -899,14 +1086,19 @@ class _Simulator:
                     batch.output_file_id = stored.id
                 else:
                     batch.error_file_id = stored.id
-        batch.scratch_path.unlink(missing_ok=True)
         batch.materialized = True
+        self.save_batch(batch)
+        # Only now: until the record says "materialized", a restart needs the scratch file to redo this.
+        batch.scratch_path.unlink(missing_ok=True)
 
     def update_config(self, update: _ConfigUpdate) -> None:
         # Settle every batch under the old settings first, so new speeds apply from now on.
         now = time.time()
         for batch in self.batches.values():
             self.advance(batch, now)
+            if not batch.materialized:
+                # Progress is piecewise per config; the record must hold the point where speeds change.
+                self.save_batch(batch)
         merged = {**self.config.model_dump(), **update.model_dump(exclude_none=True)}
         validated = SimulatorConfig.model_validate(merged)
         for name in update.model_dump(exclude_none=True):
@@ -1021,7 +1213,7 @@ def create_simulator_app(config: SimulatorConfig) -> fastapi.FastAPI:
     # -- auth -----------------------------------------------------------------------------------
 
     def caller(request: Request) -> str:
-        """The caller's bearer token, which also scopes files and batches (like an OpenAI project)."""
+        """The owner key: a hash of the bearer token, which scopes objects (like an OpenAI project)."""
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         token = token.strip() if scheme.lower() == "bearer" else ""
         if config.api_key is not None:
@@ -1035,7 +1227,7 @@ def create_simulator_app(config: SimulatorConfig) -> fastapi.FastAPI:
                 raise ApiError(
                     401, f"Incorrect API key provided: {_mask_key(token)}.", code="invalid_api_key"
                 )
-        return token
+        return _owner_key(token)
 
     v1 = fastapi.APIRouter(prefix="/v1")
 
@@ -1122,9 +1314,7 @@ def create_simulator_app(config: SimulatorConfig) -> fastapi.FastAPI:
 
     @v1.delete("/files/{file_id}")
     async def delete_file(file_id: str, owner: str = Depends(caller)) -> Response:
-        stored = sim.get_file(file_id, owner)
-        del sim.files[file_id]
-        stored.path.unlink(missing_ok=True)
+        sim.delete_file(sim.get_file(file_id, owner))
         return _json({"id": file_id, "object": "file", "deleted": True})
 
     @v1.get("/files/{file_id}/content")
@@ -1189,11 +1379,16 @@ def create_simulator_app(config: SimulatorConfig) -> fastapi.FastAPI:
 
         now = time.time()
         batch_id = "batch_" + secrets.token_hex(16)
-        scratch = sim.scratch_dir / f"{batch_id}.results.jsonl"
+        scratch = sim.scratch_path(batch_id)
+
+        def prepare() -> _PreparedInput:
+            prepared = _prepare_input(stored.path, scratch, endpoint, batch_id, int(now))
+            # Persisted before the batch record, which is what makes the batch exist after a restart.
+            _write_atomic(sim.prepared_path(batch_id), _PreparedRecord.dump(prepared))
+            return prepared
+
         try:
-            prepared = await asyncio.to_thread(
-                _prepare_input, stored.path, scratch, endpoint, batch_id, int(now)
-            )
+            prepared = await asyncio.to_thread(prepare)
         except FileNotFoundError:  # deleted while we were reading it
             raise ApiError(404, f"No such File object: {input_file_id}", param="input_file_id") from None
         batch = _Batch(
@@ -1210,7 +1405,7 @@ def create_simulator_app(config: SimulatorConfig) -> fastapi.FastAPI:
             prepared=prepared,
             scratch_path=scratch,
         )
-        sim.batches[batch_id] = batch
+        sim.add_batch(batch)
         return _json(batch.to_json())
 
     @v1.get("/batches")
@@ -1240,6 +1435,7 @@ def create_simulator_app(config: SimulatorConfig) -> fastapi.FastAPI:
             raise _bad_request(f"Cannot cancel a batch with status '{batch.status}'.")
         if batch.status != "cancelling":
             batch.status, batch.cancelling_at = "cancelling", time.time()
+            sim.save_batch(batch)  # lines done so far are frozen now; a restart must not replay past them
         return _json(batch.to_json())
 
     app.include_router(v1)

@@ -594,3 +594,165 @@ def test_batch_list_paging(start: Callable[..., RunningSimulator]) -> None:
     last = client.batches.list(limit=2, after=newest_first[3])
     assert [b.id for b in last.data] == newest_first[4:] and last.has_more is False
     assert [b.id for b in client.batches.list()] == newest_first
+
+
+# ---------------------------------------------------------------------------------------------------
+# durability: a new app on the same data_dir picks up where the old one stopped
+
+
+def restart_config(data_dir: Path, **overrides: Any) -> SimulatorConfig:
+    settings: dict[str, Any] = {
+        "data_dir": data_dir,
+        "api_key": API_KEY,
+        "validate_seconds": 0.05,
+        "lines_per_second": 20.0,
+        "cancel_seconds": 0.1,
+        **overrides,
+    }
+    return SimulatorConfig(**settings)
+
+
+def test_files_and_running_batch_survive_a_restart(tmp_path: Path) -> None:
+    config = restart_config(tmp_path / "sim")
+    blob = os.urandom(200_000) + b"\r\n\x00\xff"
+    lines = [chat_line(f"r{i:02d}", f"line {i}") for i in range(30)]
+    lines[7] = chat_line("r07", "SIMULATE_ERROR_503")
+    with running_simulator(config) as first:
+        client = first.client()
+        blob_file = client.files.create(file=("blob.bin", blob), purpose="user_data")
+        deleted = client.files.create(file=("gone.txt", b"bye"), purpose="user_data")
+        client.files.delete(deleted.id)
+        batch = create_batch(client, lines, metadata={"run": "1"})
+        input_file = client.files.retrieve(batch.input_file_id)
+
+        def some_lines_done(b: Batch) -> bool:
+            return b.request_counts is not None and b.request_counts.completed >= 3
+
+        mid = wait_for(client, batch.id, some_lines_done)
+        assert mid.status == "in_progress"
+        assert mid.request_counts is not None and mid.request_counts.completed < 25  # stopped mid-run
+
+    with running_simulator(config) as second:
+        client = second.client()
+        assert client.files.retrieve(blob_file.id) == blob_file
+        assert client.files.content(blob_file.id).content == blob
+        assert client.files.retrieve(input_file.id) == input_file
+        expected_input = "".join(json.dumps(line) + "\n" for line in lines).encode()
+        assert client.files.content(input_file.id).content == expected_input
+        with pytest.raises(openai.NotFoundError):
+            client.files.retrieve(deleted.id)
+
+        resumed = client.batches.retrieve(batch.id)
+        assert resumed.status in ("in_progress", "finalizing", "completed")
+        assert resumed.created_at == batch.created_at and resumed.in_progress_at == mid.in_progress_at
+        assert resumed.request_counts is not None
+        assert resumed.request_counts.completed >= mid.request_counts.completed  # never goes back
+
+        done = wait_terminal(client, batch.id)
+        assert done.status == "completed" and done.metadata == {"run": "1"}
+        assert done.request_counts is not None
+        assert done.request_counts.model_dump() == {"total": 30, "completed": 29, "failed": 1}
+        outputs = read_lines(client, done.output_file_id)
+        assert sorted(outputs) == sorted(f"r{i:02d}" for i in range(30) if i != 7)
+        assert outputs["r12"]["response"]["body"]["choices"][0]["message"]["content"] == "echo: line 12"
+        errors = read_lines(client, done.error_file_id)
+        assert list(errors) == ["r07"] and errors["r07"]["response"]["status_code"] == 503
+
+        # New objects sort after the restored ones; a deleted file still works as a cursor.
+        newest = client.files.create(file=("new.txt", b"new"), purpose="user_data")
+        listed = [f.id for f in client.files.list()]
+        assert listed[0] == newest.id
+        assert {blob_file.id, input_file.id, done.output_file_id, done.error_file_id} < set(listed)
+        assert [f.id for f in client.files.list(after=deleted.id)] == [blob_file.id]
+        assert [b.id for b in client.batches.list()] == [batch.id]
+
+    # A third start sees the finished batch as it was: result files are not written twice.
+    with running_simulator(config) as third:
+        client = third.client()
+        assert client.batches.retrieve(batch.id) == done
+        assert len(client.files.list().data) == len(listed)
+
+
+def test_cancel_requested_before_a_restart_ends_cancelled(tmp_path: Path) -> None:
+    # cancel_seconds is long enough that the batch is still cancelling when the first server stops.
+    config = restart_config(tmp_path / "sim", cancel_seconds=2.0)
+    with running_simulator(config) as first:
+        client = first.client()
+        batch = create_batch(client, [chat_line(f"r{i:02d}", "hi") for i in range(40)])
+        wait_for(
+            client,
+            batch.id,
+            lambda b: b.request_counts is not None and b.request_counts.completed >= 2,
+        )
+        cancelling = client.batches.cancel(batch.id)
+        assert cancelling.status == "cancelling" and cancelling.request_counts is not None
+        done_at_cancel = cancelling.request_counts.completed
+
+    with running_simulator(config) as second:
+        client = second.client()
+        assert client.batches.retrieve(batch.id).status == "cancelling"
+        cancelled = wait_terminal(client, batch.id)
+        assert cancelled.status == "cancelled" and cancelled.cancelling_at == cancelling.cancelling_at
+        assert cancelled.request_counts is not None
+        assert cancelled.request_counts.model_dump() == {
+            "total": 40,
+            "completed": done_at_cancel,
+            "failed": 40 - done_at_cancel,
+        }
+        assert sorted(read_lines(client, cancelled.output_file_id)) == [
+            f"r{i:02d}" for i in range(done_at_cancel)
+        ]
+        errors = read_lines(client, cancelled.error_file_id)
+        assert {line["error"]["code"] for line in errors.values()} == {"batch_cancelled"}
+        assert len(errors) == 40 - done_at_cancel
+
+
+def test_batch_expires_across_a_restart(tmp_path: Path) -> None:
+    config = restart_config(tmp_path / "sim", lines_per_second=10.0, window_seconds=0.8)
+    with running_simulator(config) as first:
+        client = first.client()
+        batch = create_batch(client, [chat_line(f"r{i}", "hi") for i in range(20)])
+        wait_for(client, batch.id, lambda b: b.status == "in_progress")
+    with running_simulator(config) as second:
+        client = second.client()
+        expired = wait_terminal(client, batch.id)
+        assert expired.status == "expired" and expired.expired_at is not None
+        assert expired.request_counts is not None
+        done = expired.request_counts.completed
+        assert 1 <= done < 20 and expired.request_counts.failed == 20 - done
+        assert len(read_lines(client, expired.error_file_id)) == 20 - done
+
+
+def test_unreadable_state_is_skipped_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    data_dir = tmp_path / "sim"
+    config = restart_config(data_dir, lines_per_second=1000.0)
+    with running_simulator(config) as first:
+        client = first.client()
+        kept = client.files.create(file=("kept.txt", b"kept"), purpose="user_data")
+        truncated = client.files.create(file=("truncated.txt", b"x"), purpose="user_data")
+        wrong_type = client.files.create(file=("wrong.txt", b"y"), purpose="user_data")
+        good = wait_terminal(client, create_batch(client, [chat_line("a", "hi")]).id)
+        broken = wait_terminal(client, create_batch(client, [chat_line("b", "hi")]).id)
+
+    files_state, batch_state = data_dir / "state" / "files", data_dir / "state" / "batches"
+    record = files_state / f"{truncated.id}.json"
+    record.write_bytes(record.read_bytes()[:20])  # half-written
+    record = files_state / f"{wrong_type.id}.json"
+    record.write_bytes(record.read_bytes().replace(b'"bytes":1', b'"bytes":"lots"'))
+    (batch_state / f"{broken.id}.json").write_bytes(b"\x00garbage")
+    (files_state / ".leftover.json.1234.tmp").write_bytes(b"{")  # a temp file from a crashed write
+    (files_state / "file-unrelated.json").write_bytes(b"[]")
+
+    with caplog.at_level("WARNING", logger="batchway.simulator"), running_simulator(config) as second:
+        client = second.client()
+        assert client.files.content(kept.id).content == b"kept"
+        assert client.batches.retrieve(good.id) == good
+        for missing in (truncated.id, wrong_type.id):
+            with pytest.raises(openai.NotFoundError):
+                client.files.retrieve(missing)
+        with pytest.raises(openai.NotFoundError):
+            client.batches.retrieve(broken.id)
+    skipped = "\n".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    for name in (truncated.id, wrong_type.id, broken.id, "file-unrelated"):
+        assert name in skipped
+    assert "leftover" not in skipped
