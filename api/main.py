@@ -2,40 +2,18 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import install_error_handlers
 from api.routes import batches, files, health
 from api.state import AppState
 from batchway.blobstore import make_blob_store
 from batchway.db import create_tables, make_engine
+from batchway.http import RequestIdMiddleware
 from batchway.settings import Settings, get_settings
-
-
-class RequestIdMiddleware:
-    """Every response carries an `x-request-id`, as OpenAI's do (the SDK exposes it on errors)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", f"req_{uuid.uuid4().hex}".encode()))
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

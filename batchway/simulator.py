@@ -56,10 +56,11 @@ from fastapi import Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import FileResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from batchway.errors import APIError
+from batchway.http import RequestIdMiddleware
 
 __all__ = ["SimulatorConfig", "create_simulator_app", "run_simulator"]
 
@@ -113,28 +114,8 @@ class _ConfigUpdate(pydantic.BaseModel):
 # Errors and small helpers
 
 
-class ApiError(Exception):
-    """Raised anywhere in a request; rendered as OpenAI's `{"error": {...}}` envelope."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        type: str = "invalid_request_error",
-        param: str | None = None,
-        code: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.type = type
-        self.param = param
-        self.code = code
-
-
-def _bad_request(message: str, param: str | None = None, code: str | None = None) -> ApiError:
-    return ApiError(400, message, param=param, code=code)
+def _bad_request(message: str, param: str | None = None, code: str | None = None) -> APIError:
+    return APIError(400, message, param=param, code=code)
 
 
 def _json(content: Any, status: int = 200) -> Response:
@@ -955,7 +936,7 @@ class _Simulator:
     def get_file(self, file_id: str, owner: str) -> _StoredFile:
         stored = self.files.get(file_id)
         if stored is None or stored.owner != owner:
-            raise ApiError(404, f"No such File object: {file_id}", param="id")
+            raise APIError(404, f"No such File object: {file_id}", param="id")
         return stored
 
     def add_file(
@@ -995,7 +976,7 @@ class _Simulator:
     def get_batch(self, batch_id: str, owner: str) -> _Batch:
         batch = self.batches.get(batch_id)
         if batch is None or batch.owner != owner:
-            raise ApiError(404, f"No such Batch object: {batch_id}", param="id")
+            raise APIError(404, f"No such Batch object: {batch_id}", param="id")
         return batch
 
     def advance(self, batch: _Batch, now: float) -> None:
@@ -1109,26 +1090,6 @@ class _Simulator:
 # HTTP layer
 
 
-class _RequestIdMiddleware:
-    """Adds `x-request-id` to every response (the SDK exposes it as `.request_id` / `e.request_id`)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = "req_" + secrets.token_hex(16)
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                MutableHeaders(scope=message).append("x-request-id", request_id)
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
-
-
 def _mask_key(key: str) -> str:
     return key[:3] + "*" * max(len(key) - 7, 0) + key[-4:] if len(key) > 8 else "*" * len(key)
 
@@ -1182,13 +1143,13 @@ def create_simulator_app(config: SimulatorConfig) -> fastapi.FastAPI:
     sim = _Simulator(config)
     app = fastapi.FastAPI(title="batchway OpenAI Files + Batch simulator", docs_url=None, redoc_url=None)
     app.state.simulator = sim
-    app.add_middleware(_RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware)
 
     # -- error envelope: every failure looks like OpenAI's, never a bare 422 or 500 ----------------
 
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> Response:
-        return _error_response(exc.status, exc.message, exc.type, exc.param, exc.code)
+    @app.exception_handler(APIError)
+    async def _api_error(request: Request, exc: APIError) -> Response:
+        return _json(exc.envelope(), exc.status_code)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -1218,13 +1179,13 @@ def create_simulator_app(config: SimulatorConfig) -> fastapi.FastAPI:
         token = token.strip() if scheme.lower() == "bearer" else ""
         if config.api_key is not None:
             if not token:
-                raise ApiError(
+                raise APIError(
                     401,
                     "You didn't provide an API key. You need to provide your API key in an Authorization "
                     "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
                 )
             if not hmac.compare_digest(token.encode(), config.api_key.encode()):
-                raise ApiError(
+                raise APIError(
                     401, f"Incorrect API key provided: {_mask_key(token)}.", code="invalid_api_key"
                 )
         return _owner_key(token)
@@ -1321,7 +1282,7 @@ def create_simulator_app(config: SimulatorConfig) -> fastapi.FastAPI:
     async def file_content(file_id: str, owner: str = Depends(caller)) -> Response:
         stored = sim.get_file(file_id, owner)
         if not stored.path.exists():
-            raise ApiError(404, f"No such File object: {file_id}", param="id")
+            raise APIError(404, f"No such File object: {file_id}", param="id")
         return FileResponse(stored.path, media_type="application/octet-stream", filename=stored.filename)
 
     # -- batches --------------------------------------------------------------------------------
@@ -1369,7 +1330,7 @@ def create_simulator_app(config: SimulatorConfig) -> fastapi.FastAPI:
             raise _bad_request("Invalid 'input_file_id': expected a string.", "input_file_id")
         stored = sim.files.get(input_file_id)
         if stored is None or stored.owner != owner:
-            raise ApiError(404, f"No such File object: {input_file_id}", param="input_file_id")
+            raise APIError(404, f"No such File object: {input_file_id}", param="input_file_id")
         if stored.purpose != "batch":
             raise _bad_request(
                 f"File {input_file_id} has purpose {stored.purpose!r}; "
@@ -1390,7 +1351,7 @@ def create_simulator_app(config: SimulatorConfig) -> fastapi.FastAPI:
         try:
             prepared = await asyncio.to_thread(prepare)
         except FileNotFoundError:  # deleted while we were reading it
-            raise ApiError(404, f"No such File object: {input_file_id}", param="input_file_id") from None
+            raise APIError(404, f"No such File object: {input_file_id}", param="input_file_id") from None
         batch = _Batch(
             id=batch_id,
             owner=owner,
