@@ -45,6 +45,11 @@ async def run_dev(settings: Settings, *, temporal_port: int, ui_port: int, simul
     from worker import run_worker
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Poll sooner than production defaults so a demo batch lands quickly (explicit settings win).
+    dev_polling = {"poll_interval_min_seconds": 1.0, "poll_interval_max_seconds": 10.0}
+    settings = settings.model_copy(
+        update={k: v for k, v in dev_polling.items() if k not in settings.model_fields_set}
+    )
     openai_key = os.environ.get("OPENAI_API_KEY")
     simulate = not openai_key
     upstream_url = f"http://127.0.0.1:{simulator_port}/v1" if simulate else os.environ.get("OPENAI_BASE_URL")
