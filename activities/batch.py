@@ -30,7 +30,7 @@ from batchway.contracts import (
     UpstreamState,
     ValidationResult,
 )
-from batchway.jsonl import iter_lines, read_chunks
+from batchway.jsonl import read_chunks
 from batchway.models import BatchRecord, FileRecord
 from batchway.providers import build_provider
 from batchway.providers.base import BatchProvider, PermanentProviderError, ProviderError
@@ -89,12 +89,10 @@ class BatchActivities:
             )
             self._fail(batch_id, [problem])
             return ValidationResult(ok=False)
-        scanner = InputScanner(self.settings.max_lines)
+        scanner = InputScanner(self.settings.max_lines, self.settings.max_line_bytes)
         try:
             with self.blobs.open_read(input_file.blob_key) as stream:
-                for number, line in iter_lines(read_chunks(stream)):
-                    scanner.feed(number, line)
-            scan = scanner.finish()
+                scan = scanner.scan(read_chunks(stream))
             problems = scan.problems_for(batch.endpoint)
         except InputFileError as exc:
             problems = [LineProblem(code=exc.code, message=exc.message, line=exc.line)]

@@ -10,10 +10,13 @@ Two levels of problem:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
 from pydantic import BaseModel
+
+from batchway.jsonl import LineTooLong, iter_lines
 
 MAX_RECORDED_PROBLEMS = 100
 
@@ -78,25 +81,35 @@ class InputScan(BaseModel):
 
 
 class InputScanner:
-    def __init__(self, max_lines: int) -> None:
+    def __init__(self, max_lines: int, max_line_bytes: int | None = None) -> None:
         self.max_lines = max_lines
-        self.scan = InputScan()
+        self.max_line_bytes = max_line_bytes
+        self._scan = InputScan()
         self._custom_ids: set[str] = set()
 
-    def feed(self, number: int, raw: bytes) -> None:
+    def scan(self, chunks: Iterable[bytes]) -> InputScan:
+        """Check every line of a whole file given as byte chunks."""
         try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputFileError(
-                f"Line {number} is not valid UTF-8 (byte offset {exc.start} in the line).",
-                code="invalid_encoding",
-                line=number,
-            ) from None
-        if not raw.strip():
+            for number, line in iter_lines(chunks, self.max_line_bytes):
+                self.feed(number, line)
+        except LineTooLong as exc:
+            raise InputFileError(str(exc), code="line_too_long", line=exc.line) from None
+        return self.finish()
+
+    def feed(self, number: int, raw: bytes) -> None:
+        if not raw or raw.isspace():
             raise InputFileError(f"Line {number} is blank.", code="invalid_json_line", line=number)
         try:
-            obj = orjson.loads(raw)
+            obj = orjson.loads(raw)  # also rejects invalid UTF-8
         except orjson.JSONDecodeError:
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputFileError(
+                    f"Line {number} is not valid UTF-8 (byte offset {exc.start} in the line).",
+                    code="invalid_encoding",
+                    line=number,
+                ) from None
             raise InputFileError(
                 f"Line {number} is not parseable as valid JSON.", code="invalid_json_line", line=number
             ) from None
@@ -104,8 +117,8 @@ class InputScanner:
             raise InputFileError(
                 f"Line {number} is not a JSON object.", code="invalid_json_line", line=number
             )
-        self.scan.line_count += 1
-        if self.scan.line_count > self.max_lines:
+        self._scan.line_count += 1
+        if self._scan.line_count > self.max_lines:
             raise InputFileError(
                 f"The file has more than {self.max_lines} lines, the most one batch can hold.",
                 code="too_many_tasks",
@@ -114,8 +127,8 @@ class InputScanner:
         self._check_request(number, obj)
 
     def _problem(self, code: str, message: str, line: int, param: str) -> None:
-        if len(self.scan.problems) < MAX_RECORDED_PROBLEMS:
-            self.scan.problems.append(LineProblem(code=code, message=message, line=line, param=param))
+        if len(self._scan.problems) < MAX_RECORDED_PROBLEMS:
+            self._scan.problems.append(LineProblem(code=code, message=message, line=line, param=param))
 
     def _check_request(self, number: int, obj: dict[str, Any]) -> None:
         custom_id = obj.get("custom_id")
@@ -139,7 +152,7 @@ class InputScanner:
         if not isinstance(url, str):
             self._problem("missing_url", f"Line {number} has no string 'url'.", number, "url")
         else:
-            self.scan.first_line_by_url.setdefault(url, number)
+            self._scan.first_line_by_url.setdefault(url, number)
         body = obj.get("body")
         if not isinstance(body, dict):
             self._problem("invalid_body", f"Line {number} has no JSON object 'body'.", number, "body")
@@ -148,7 +161,7 @@ class InputScanner:
         if not isinstance(model, str) or not model:
             self._problem("missing_model", f"Line {number} has no 'body.model'.", number, "body.model")
         else:
-            self.scan.first_line_by_model.setdefault(model, number)
+            self._scan.first_line_by_model.setdefault(model, number)
         if body.get("stream"):
             self._problem(
                 "streaming_unsupported",
@@ -158,6 +171,6 @@ class InputScanner:
             )
 
     def finish(self) -> InputScan:
-        if self.scan.line_count == 0:
+        if self._scan.line_count == 0:
             raise InputFileError("The file is empty.", code="empty_file")
-        return self.scan
+        return self._scan

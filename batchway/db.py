@@ -12,6 +12,9 @@ from sqlmodel import Session, SQLModel, create_engine
 
 from batchway import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
+# Sync routes run on up to 40 threadpool threads; keep a connection for each instead of queueing.
+POOL_SIZE, POOL_OVERFLOW = 20, 20
+
 
 def make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
@@ -20,10 +23,15 @@ def make_engine(url: str) -> Engine:
         db_path = url.split("///", 1)[-1]
         if db_path and db_path != ":memory:":
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=POOL_SIZE,
+            max_overflow=POOL_OVERFLOW,
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

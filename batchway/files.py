@@ -12,7 +12,7 @@ from batchway.batch_input import InputFileError, InputScanner
 from batchway.blobstore import BlobStore
 from batchway.clock import now, now_ns
 from batchway.errors import bad_request, not_found
-from batchway.jsonl import iter_lines, read_chunks
+from batchway.jsonl import read_chunks
 from batchway.models import FileRecord
 from batchway.paging import page
 from batchway.settings import Settings
@@ -57,7 +57,7 @@ def upload(
         raise bad_request(f"'{purpose}' is not one of {list(UPLOAD_PURPOSES)} - 'purpose'", param="purpose")
     file_id = ids.new_file_id()
     key = blob_key(org_id, file_id)
-    scanner = InputScanner(settings.max_lines) if purpose == "batch" else None
+    scanner = InputScanner(settings.max_lines, settings.max_line_bytes) if purpose == "batch" else None
     size = 0
 
     def counted_chunks() -> Iterator[bytes]:
@@ -79,9 +79,7 @@ def upload(
                 for _ in counted_chunks():
                     pass
             else:
-                for number, line in iter_lines(counted_chunks()):
-                    scanner.feed(number, line)
-                scan = scanner.finish()
+                scan = scanner.scan(counted_chunks())
     except InputFileError as exc:
         raise bad_request(f"Invalid batch input file: {exc.message}", param="file", code=exc.code) from None
     if size == 0:

@@ -88,7 +88,10 @@ def start_temporal_dev_server(
         *search_attribute_flags(),
         *extra,
     ]
-    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Its log goes to a file beside its database: an unread pipe would block the server once full.
+    log = open(db_file.with_suffix(".log"), "ab")  # noqa: SIM115 (lives as long as the process)
+    process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    log.close()  # the child keeps its own descriptor
     try:
         wait_for_port("127.0.0.1", port, timeout=60)
     except TimeoutError:

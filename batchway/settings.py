@@ -26,6 +26,8 @@ class Settings(BaseSettings):
 
     max_input_bytes: int = 200 * 1024 * 1024
     max_lines: int = 50_000
+    # One request line at most (images in base64 make lines big); bounds memory while scanning.
+    max_line_bytes: int = 16 * 1024 * 1024
 
     # Polling an upstream batch backs off from min to max.
     poll_interval_min_seconds: float = 10.0
