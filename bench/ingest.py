@@ -5,9 +5,10 @@ Each file size runs against a fresh stack (separate Temporal, simulator, worker 
 so a process's peak belongs to one file only; all sizes run in one invocation so they share the
 machine's conditions.
 
-    .venv/bin/python bench/ingest.py                 # 50,000 x 2 KB lines (~100 MB) and 5,000 (~10 MB)
+    .venv/bin/python bench/ingest.py                 # 50,000 x 2 KB lines (100 MB) and 5,000 (10 MB)
     .venv/bin/python bench/ingest.py --quick         # 5,000 and 500 lines
     .venv/bin/python bench/ingest.py --lines 20000 --line-bytes 4000 --small-lines 2000
+    .venv/bin/python bench/ingest.py --lines 1 --small-lines 0 --line-bytes 50000000   # one 50 MB line
 """
 
 from __future__ import annotations
@@ -22,19 +23,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
-from stack import MB, RssSampler, machine, raise_on_sigterm, running_stack
+from stack import MIB, RssSampler, machine, raise_on_sigterm, running_stack
 
 MODEL = "gpt-4o-mini"
-TARGET_RSS_MB = 200
+TARGET_RSS_BYTES = 200 * 10**6  # 200 MB = 191 MiB
 WATCHED = ("api", "worker")
 
 
 def write_input(path: Path, lines: int, line_bytes: int) -> int:
     """A chat-completions batch input of `lines` lines, each about `line_bytes` bytes; returns its size."""
     rng = random.Random(42)
-    words = [
-        "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9))) for _ in range(500)
-    ]
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    words = ["".join(rng.choice(letters) for _ in range(rng.randint(2, 9))) for _ in range(500)]
     pool = " ".join(rng.choice(words) for _ in range(40_000))
 
     def line(i: int, text: str) -> bytes:
@@ -55,6 +55,7 @@ def write_input(path: Path, lines: int, line_bytes: int) -> int:
         )
 
     text_len = max(1, line_bytes - len(line(0, "")) - 1)
+    pool *= text_len // len(pool) + 2  # very long lines (--line-bytes in MB) need a longer pool
     with open(path, "wb") as out:
         for i in range(lines):
             start = (i * 7919) % (len(pool) - text_len)
@@ -114,38 +115,48 @@ def run_case(work: Path, input_path: Path, lines: int, timeout: float) -> Row:
         )
 
 
-def mb(n: int | None) -> str:
-    return "n/a" if n is None else f"{n / MB:.0f}"
+def mib(n: int | None) -> str:
+    return "n/a" if n is None else f"{n / MIB:.0f}"
 
 
 def print_table(rows: list[Row]) -> None:
     print(
-        "\n| lines | file MB | upload s | create call s | create -> in_progress s | total s "
-        "| API idle -> peak RSS MB (VmHWM) | worker idle -> peak RSS MB (VmHWM) |"
+        "\n| lines | file MiB | upload s | create call s | create -> in_progress s | total s "
+        "| API RSS MiB idle -> peak (VmHWM) | worker RSS MiB idle -> peak (VmHWM) |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         cells = [
             f"{r.lines:,}",
-            f"{r.size / MB:.1f}",
+            f"{r.size / MIB:.1f}",
             f"{r.upload_s:.2f}",
             f"{r.create_call_s:.2f}",
             f"{r.to_in_progress_s:.2f}",
             f"{r.total_s:.2f}",
-            *(f"{mb(r.idle[n])} -> **{mb(r.peak[n])}** ({mb(r.hwm[n])})" for n in WATCHED),
+            *(f"{mib(r.idle[n])} -> **{mib(r.peak[n])}** ({mib(r.hwm[n])})" for n in WATCHED),
         ]
         print("| " + " | ".join(cells) + " |")
-    print(f"\nRSS sampled every 50 ms ({', '.join(str(r.samples) for r in rows)} samples), children included.")
+    samples = ", ".join(str(r.samples) for r in rows)
+    print(f"\nRSS sampled every 50 ms ({samples} samples), children included.")
     for r in rows:
-        over = [n for n in WATCHED if r.peak[n] > TARGET_RSS_MB * MB]
-        verdict = f"OVER the {TARGET_RSS_MB} MB target: {', '.join(over)}" if over else "within target"
+        # The kernel's high-water mark also catches spikes shorter than the sampling interval.
+        over = [n for n in WATCHED if max(r.peak[n], r.hwm[n] or 0) > TARGET_RSS_BYTES]
+        verdict = (
+            f"OVER the 200 MB target: {', '.join(over)}"
+            if over
+            else "both within the 200 MB (191 MiB) target"
+        )
         print(f"{r.lines:,} lines: {verdict}")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--lines", type=int, default=50_000, help="lines of the big file (default 50000)")
-    parser.add_argument("--small-lines", type=int, help="lines of the small file (default lines/10; 0 = skip)")
+    parser.add_argument(
+        "--small-lines", type=int, help="lines of the small file (default lines/10, 0 skips it)"
+    )
     parser.add_argument("--line-bytes", type=int, default=2000, help="bytes per line (default 2000)")
     parser.add_argument("--quick", action="store_true", help="5,000 and 500 lines")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for in_progress")
@@ -165,7 +176,7 @@ def main() -> int:
         for lines in sizes:
             inputs[lines] = work / f"input-{lines}.jsonl"
             size = write_input(inputs[lines], lines, args.line_bytes)
-            print(f"generated {lines:,} lines, {size / MB:.1f} MB", flush=True)
+            print(f"generated {lines:,} lines, {size / MIB:.1f} MiB", flush=True)
         for lines in sizes:
             print(f"running {lines:,} lines ...", flush=True)
             rows.append(run_case(work, inputs[lines], lines, args.timeout))

@@ -36,7 +36,7 @@ from batchway.settings import Settings
 
 SIMULATOR_KEY = "sim-bench-key"
 BIN = Path(sys.executable).parent
-MB = 1024 * 1024
+MIB = 1024 * 1024
 
 
 def raise_on_sigterm() -> None:
@@ -49,10 +49,21 @@ def raise_on_sigterm() -> None:
 
 
 def machine() -> str:
+    """The machine, its load and the code under test, for the record."""
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}  # read-only git: never touch the index
+
+    def git(*args: str) -> str:
+        run = subprocess.run(["git", *args], cwd=repo, env=env, capture_output=True, text=True)
+        return run.stdout.strip()
+
+    changed = len(git("status", "--porcelain", "--untracked-files=no").splitlines())
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return (
-        f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
-        f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, Python {platform.python_version()}, "
-        f"Linux {platform.release()}"
+        f"{os.cpu_count()} CPUs ({platform.machine()}), {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
+        f"Python {platform.python_version()}, Linux {platform.release()}, load average {load}\n"
+        f"code: commit {git('rev-parse', '--short', 'HEAD') or '?'}"
+        + (f" plus {changed} uncommitted changed files" if changed else "")
     )
 
 
@@ -60,7 +71,8 @@ def machine() -> str:
 class Stack:
     root: Path
     data_dir: Path
-    api_url: str  # ends in /v1
+    api_port: int
+    api_url: str  # http://127.0.0.1:{api_port}/v1
     api_key: str
     temporal_address: str
     task_queue: str
@@ -170,6 +182,7 @@ def running_stack(
     stack = Stack(
         root=root,
         data_dir=data_dir,
+        api_port=api_port,
         api_url=f"http://127.0.0.1:{api_port}/v1",
         api_key="",
         temporal_address=f"127.0.0.1:{temporal_port}",
@@ -186,7 +199,6 @@ def running_stack(
         BATCHWAY_POLL_INTERVAL_MAX_SECONDS=str(poll_max_seconds),
         PYTHONUNBUFFERED="1",
     )
-    own_group: dict[str, bool] = {}
 
     def spawn(name: str, *args: str) -> subprocess.Popen[bytes]:
         with open(stack.log(name), "wb") as log:
@@ -200,7 +212,6 @@ def running_stack(
                 start_new_session=True,  # Ctrl-C reaches only the bench, which then stops these in order
             )
         stack.processes[name] = proc
-        own_group[name] = True
         return proc
 
     try:
@@ -210,8 +221,7 @@ def running_stack(
             db_file=root / "temporal.db",
             namespace="default",
         )
-        stack.processes["temporal"] = temporal
-        own_group["temporal"] = False
+        stack.processes["temporal"] = temporal  # in our process group: Ctrl-C reaches it too
         _drain(temporal.stderr, stack.log("temporal"))
 
         upstream_url = f"http://127.0.0.1:{sim_port}/v1"
@@ -244,7 +254,7 @@ def running_stack(
         # API first (no new work), then the worker, the upstream and Temporal last.
         for name in ("api", "worker", "simulator", "temporal"):
             if name in stack.processes:
-                _stop(stack.processes[name], own_group[name])
+                _stop(stack.processes[name], own_group=name != "temporal")
 
 
 class RssSampler:
