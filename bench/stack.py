@@ -151,20 +151,6 @@ async def _wait_for_pollers(address: str, task_queue: str, worker: subprocess.Po
     raise TimeoutError("the worker never polled its task queue")
 
 
-def _drain(stream: object, log: Path) -> threading.Thread:
-    """Copy a pipe to a file: `start_temporal_dev_server` pipes stderr and nobody else reads it."""
-
-    def run() -> None:
-        with open(log, "ab") as out:
-            for chunk in iter(lambda: stream.read1(65536), b""):  # type: ignore[attr-defined]
-                out.write(chunk)
-                out.flush()
-
-    thread = threading.Thread(target=run, daemon=True, name="temporal-stderr")
-    thread.start()
-    return thread
-
-
 @contextlib.contextmanager
 def running_stack(
     root: Path,
@@ -222,7 +208,6 @@ def running_stack(
             namespace="default",
         )
         stack.processes["temporal"] = temporal  # in our process group: Ctrl-C reaches it too
-        _drain(temporal.stderr, stack.log("temporal"))
 
         upstream_url = f"http://127.0.0.1:{sim_port}/v1"
         settings = Settings(

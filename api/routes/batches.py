@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.service import RPCError
 
 from api.deps import OrgDep, SessionDep, StateDep
+from api.responses import JSON
 from batchway import batches, files, tenancy
 from batchway.errors import APIError
 from batchway.models import BatchRecord
@@ -36,7 +37,7 @@ async def create_batch(
     org: OrgDep,
     state: StateDep,
     provider_name: Annotated[str | None, Header(alias=tenancy.PROVIDER_HEADER)] = None,
-) -> dict[str, Any]:
+) -> JSON:
     def insert() -> tuple[BatchRecord, int]:
         with Session(state.engine, expire_on_commit=False) as session:
             provider = tenancy.resolve_provider(session, org.id, provider_name)
@@ -63,7 +64,7 @@ async def create_batch(
         if isinstance(exc, APIError):
             raise
         raise APIError(503, f"Could not start the batch: {exc}", type="server_error") from exc
-    return batch_object(row)
+    return JSON(batch_object(row))
 
 
 def _delete_batch(state: Any, batch_id: str) -> None:
@@ -80,18 +81,18 @@ def list_batches(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     after: str | None = None,
-) -> dict[str, Any]:
+) -> JSON:
     rows, has_more = batches.list_batches(session, org.id, limit=limit, after=after)
-    return list_object([batch_object(r) for r in rows], has_more)
+    return JSON(list_object([batch_object(r) for r in rows], has_more))
 
 
 @router.get("/{batch_id}")
-def retrieve_batch(batch_id: str, org: OrgDep, session: SessionDep) -> dict[str, Any]:
-    return batch_object(batches.get_batch(session, org.id, batch_id))
+def retrieve_batch(batch_id: str, org: OrgDep, session: SessionDep) -> JSON:
+    return JSON(batch_object(batches.get_batch(session, org.id, batch_id)))
 
 
 @router.post("/{batch_id}/cancel")
-async def cancel_batch(batch_id: str, org: OrgDep, session: SessionDep, state: StateDep) -> dict[str, Any]:
+async def cancel_batch(batch_id: str, org: OrgDep, session: SessionDep, state: StateDep) -> JSON:
     row = await run_in_threadpool(batches.mark_cancelling, session, org.id, batch_id)
     client = await state.temporal()
     try:
@@ -99,4 +100,4 @@ async def cancel_batch(batch_id: str, org: OrgDep, session: SessionDep, state: S
     except RPCError as exc:
         # The run ended between our read and the signal; its own final write decides the status.
         log.info("cancel signal for %s not delivered: %s", batch_id, exc)
-    return batch_object(row)
+    return JSON(batch_object(row))

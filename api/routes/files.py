@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from api.deps import OrgDep, SessionDep, StateDep
+from api.responses import JSON
 from batchway import files
 from batchway.errors import bad_request
 from batchway.jsonl import read_chunks
@@ -30,7 +31,7 @@ def _int_field(value: Any, param: str) -> int | None:
 
 
 @router.post("")
-async def upload_file(request: Request, org: OrgDep, state: StateDep) -> dict[str, Any]:
+async def upload_file(request: Request, org: OrgDep, state: StateDep) -> JSON:
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > state.settings.max_input_bytes + MULTIPART_OVERHEAD:
         raise bad_request(
@@ -56,7 +57,7 @@ async def upload_file(request: Request, org: OrgDep, state: StateDep) -> dict[st
             _int_field(form.get("expires_after[seconds]"), "expires_after.seconds"),
         )
 
-        def store() -> dict[str, Any]:
+        def store() -> JSON:
             with Session(state.engine, expire_on_commit=False) as session:
                 row = files.upload(
                     session,
@@ -70,7 +71,7 @@ async def upload_file(request: Request, org: OrgDep, state: StateDep) -> dict[st
                 )
                 return file_object(row)
 
-        return await run_in_threadpool(store)
+        return JSON(await run_in_threadpool(store))
     finally:
         await form.close()
 
@@ -83,20 +84,20 @@ def list_files(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000,
     order: Literal["asc", "desc"] = "desc",
     after: str | None = None,
-) -> dict[str, Any]:
+) -> JSON:
     rows, has_more = files.list_files(session, org.id, purpose=purpose, limit=limit, order=order, after=after)
-    return list_object([file_object(r) for r in rows], has_more)
+    return JSON(list_object([file_object(r) for r in rows], has_more))
 
 
 @router.get("/{file_id}")
-def retrieve_file(file_id: str, org: OrgDep, session: SessionDep) -> dict[str, Any]:
-    return file_object(files.get_file(session, org.id, file_id))
+def retrieve_file(file_id: str, org: OrgDep, session: SessionDep) -> JSON:
+    return JSON(file_object(files.get_file(session, org.id, file_id)))
 
 
 @router.delete("/{file_id}")
-def delete_file(file_id: str, org: OrgDep, session: SessionDep, state: StateDep) -> dict[str, Any]:
+def delete_file(file_id: str, org: OrgDep, session: SessionDep, state: StateDep) -> JSON:
     files.delete_file(session, state.blobs, org.id, file_id)
-    return {"id": file_id, "object": "file", "deleted": True}
+    return JSON({"id": file_id, "object": "file", "deleted": True})
 
 
 @router.get("/{file_id}/content")
