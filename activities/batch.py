@@ -18,7 +18,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import PERMANENT_TYPE, to_application_error
-from batchway import lifecycle, tenancy
+from batchway import files, lifecycle, tenancy
 from batchway.batch_input import InputFileError, InputScanner, LineProblem
 from batchway.blobstore import BlobStore
 from batchway.contracts import (
@@ -38,6 +38,23 @@ from batchway.reconcile import Reconciler
 from batchway.settings import Settings
 
 UPSTREAM_ACTIVE = frozenset({"validating", "in_progress", "finalizing"})
+HEARTBEAT_SECONDS = 10.0
+
+
+@asynccontextmanager
+async def heartbeating() -> AsyncIterator[None]:
+    """Heartbeat while a long call runs, so Temporal notices a dead worker and can deliver a cancel."""
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
 
 
 class BatchActivities:
@@ -47,6 +64,12 @@ class BatchActivities:
         self.settings = settings
 
     # -- helpers -------------------------------------------------------------------------------------------
+
+    def _load(self, batch_id: str) -> BatchRecord:
+        try:
+            return lifecycle.load(self.engine, batch_id)
+        except LookupError as exc:  # the row is gone (its creation was rolled back): nothing to do
+            raise ApplicationError(str(exc), type="BatchNotFound", non_retryable=True) from exc
 
     def _input_file(self, batch: BatchRecord) -> FileRecord | None:
         with Session(self.engine) as session:
@@ -79,7 +102,7 @@ class BatchActivities:
         return await asyncio.to_thread(self._validate, ref.batch_id)
 
     def _validate(self, batch_id: str) -> ValidationResult:
-        batch = lifecycle.load(self.engine, batch_id)
+        batch = self._load(batch_id)
         input_file = self._input_file(batch)
         if input_file is None:
             problem = LineProblem(
@@ -99,13 +122,13 @@ class BatchActivities:
         if problems:
             self._fail(batch_id, problems)
             return ValidationResult(ok=False)
-        lifecycle.transition(self.engine, batch_id, model=scan.model, total=scan.line_count)
+        lifecycle.transition(self.engine, batch_id, model=scan.model)
         return ValidationResult(ok=True, total=scan.line_count)
 
     @activity.defn
     async def submit_batch(self, ref: BatchRef) -> SubmitResult:
         """Upload the input and create the upstream batch, at most once each across retries."""
-        batch = lifecycle.load(self.engine, ref.batch_id)
+        batch = self._load(ref.batch_id)
         if batch.upstream_batch_id:
             return SubmitResult(ok=True)
         input_file = self._input_file(batch)
@@ -113,7 +136,7 @@ class BatchActivities:
             self._fail(batch.id, [LineProblem(code="file_not_found", message="The input file was deleted.")])
             return SubmitResult(ok=False)
         try:
-            async with self._provider(batch) as provider:
+            async with self._provider(batch) as provider, heartbeating():
                 upstream_file_id = batch.upstream_input_file_id
                 if upstream_file_id is None:
                     with self.blobs.open_read(input_file.blob_key) as stream:
@@ -130,13 +153,19 @@ class BatchActivities:
                 )
                 return SubmitResult(ok=False)
             raise
-        lifecycle.transition(self.engine, batch.id, "in_progress", upstream_batch_id=upstream.id)
+        lifecycle.transition(
+            self.engine,
+            batch.id,
+            "in_progress",
+            upstream_batch_id=upstream.id,
+            total=input_file.line_count or 0,
+        )
         return SubmitResult(ok=True)
 
     @activity.defn
     async def poll_batch(self, ref: BatchRef) -> UpstreamState:
         """Read the upstream batch once and mirror its progress into the batch row."""
-        batch = lifecycle.load(self.engine, ref.batch_id)
+        batch = self._load(ref.batch_id)
         assert batch.upstream_batch_id, "poll before submit"
         try:
             async with self._provider(batch) as provider:
@@ -171,6 +200,7 @@ class BatchActivities:
             total=upstream.total,
             completed=upstream.completed,
             failed=upstream.failed,
+            cancel_requested=batch.cancel_requested,
         )
 
     @activity.defn
@@ -178,7 +208,7 @@ class BatchActivities:
         if request.requested:
             # A cancel signalled from the Temporal UI never passed through the API: record it here too.
             lifecycle.transition(self.engine, request.batch_id, "cancelling", cancel_requested=True)
-        batch = lifecycle.load(self.engine, request.batch_id)
+        batch = self._load(request.batch_id)
         if not batch.upstream_batch_id:
             return
         try:
@@ -192,30 +222,45 @@ class BatchActivities:
 
     @activity.defn
     async def finalize_batch(self, request: FinalizeInput) -> FinalizeResult:
-        batch = lifecycle.load(self.engine, request.batch_id)
+        batch = await self._finalize(request)
+        with Session(self.engine) as session:
+            files.purge_if_deleted(session, self.blobs, batch.input_file_id)
+        return FinalizeResult(status=batch.status, completed=batch.completed, failed=batch.failed)
+
+    async def _finalize(self, request: FinalizeInput) -> BatchRecord:
+        batch = self._load(request.batch_id)
         if batch.is_terminal:
-            return FinalizeResult(status=batch.status, completed=batch.completed, failed=batch.failed)
+            return batch
         if request.outcome == "failed":
-            batch = lifecycle.transition(self.engine, batch.id, "failed")
-            return FinalizeResult(status=batch.status, completed=batch.completed, failed=batch.failed)
+            return lifecycle.transition(self.engine, batch.id, "failed")
         if request.outcome != "cancelled":
             lifecycle.transition(self.engine, batch.id, "finalizing")
         input_file = self._input_file(batch)
         if input_file is None:
-            self._fail(batch.id, [LineProblem(code="file_not_found", message="The input file was deleted.")])
-            batch = lifecycle.load(self.engine, batch.id)
-            return FinalizeResult(status=batch.status, completed=batch.completed, failed=batch.failed)
-        async with AsyncExitStack() as stack:
-            downloads: list[tuple[str, BinaryIO]] = []
-            if batch.upstream_batch_id:
-                provider = await stack.enter_async_context(self._provider(batch))
-                upstream = await provider.retrieve_batch(batch.upstream_batch_id)
-                for kind, file_id in (("output", upstream.output_file_id), ("error", upstream.error_file_id)):
-                    if file_id:
-                        handle = stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115
-                        await provider.download_file(file_id, handle)
-                        handle.seek(0)
-                        downloads.append((kind, handle))
-            reconciler = Reconciler(self.engine, self.blobs, batch, input_file)
-            batch = await asyncio.to_thread(reconciler.run, request.outcome, downloads)
-        return FinalizeResult(status=batch.status, completed=batch.completed, failed=batch.failed)
+            self._fail(batch.id, [LineProblem(code="file_not_found", message="The input file is gone.")])
+            return self._load(batch.id)
+        try:
+            async with AsyncExitStack() as stack:
+                downloads: list[tuple[str, BinaryIO]] = []
+                if batch.upstream_batch_id:
+                    provider = await stack.enter_async_context(self._provider(batch))
+                    upstream = await provider.retrieve_batch(batch.upstream_batch_id)
+                    for kind, file_id in (
+                        ("output", upstream.output_file_id),
+                        ("error", upstream.error_file_id),
+                    ):
+                        if file_id:
+                            handle = stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115
+                            await provider.download_file(file_id, handle)
+                            handle.seek(0)
+                            downloads.append((kind, handle))
+                reconciler = Reconciler(self.engine, self.blobs, batch, input_file)
+                batch = await asyncio.to_thread(reconciler.run, request.outcome, downloads)
+        except ApplicationError as exc:
+            if exc.type != PERMANENT_TYPE:
+                raise
+            # The upstream ran the batch but will not hand over its results (key revoked, files gone).
+            message = f"Could not fetch the upstream results: {exc}"
+            self._fail(batch.id, [LineProblem(code="upstream_error", message=message)])
+            batch = self._load(batch.id)
+        return batch

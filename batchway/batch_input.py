@@ -19,6 +19,9 @@ from pydantic import BaseModel
 from batchway.jsonl import LineTooLong, iter_lines
 
 MAX_RECORDED_PROBLEMS = 100
+# Two distinct models or urls already make a file unusable; a few more keep messages useful while
+# the stored scan stays small whatever the file holds.
+MAX_DISTINCT_VALUES = 8
 
 
 class InputFileError(Exception):
@@ -113,6 +116,12 @@ class InputScanner:
             raise InputFileError(
                 f"Line {number} is not parseable as valid JSON.", code="invalid_json_line", line=number
             ) from None
+        if b"\\u0000" in raw:  # valid JSON, but no database stores a NUL inside text
+            raise InputFileError(
+                f"Line {number} contains a NUL character (\\u0000), which is not supported.",
+                code="invalid_json_line",
+                line=number,
+            )
         if not isinstance(obj, dict):
             raise InputFileError(
                 f"Line {number} is not a JSON object.", code="invalid_json_line", line=number
@@ -152,7 +161,8 @@ class InputScanner:
         if not isinstance(url, str):
             self._problem("missing_url", f"Line {number} has no string 'url'.", number, "url")
         else:
-            self._scan.first_line_by_url.setdefault(url, number)
+            if len(self._scan.first_line_by_url) < MAX_DISTINCT_VALUES:
+                self._scan.first_line_by_url.setdefault(url, number)
         body = obj.get("body")
         if not isinstance(body, dict):
             self._problem("invalid_body", f"Line {number} has no JSON object 'body'.", number, "body")
@@ -161,7 +171,8 @@ class InputScanner:
         if not isinstance(model, str) or not model:
             self._problem("missing_model", f"Line {number} has no 'body.model'.", number, "body.model")
         else:
-            self._scan.first_line_by_model.setdefault(model, number)
+            if len(self._scan.first_line_by_model) < MAX_DISTINCT_VALUES:
+                self._scan.first_line_by_model.setdefault(model, number)
         if body.get("stream"):
             self._problem(
                 "streaming_unsupported",

@@ -12,13 +12,15 @@ from batchway.batch_input import InputScan
 from batchway.clock import now, now_ns
 from batchway.errors import bad_request, not_found
 from batchway.files import get_file
-from batchway.models import TERMINAL_STATUSES, BatchRecord, ProviderConfig
+from batchway.ids import looks_like_id
+from batchway.models import BatchRecord, ProviderConfig
 from batchway.paging import page
 from batchway.settings import Settings
 
 SUPPORTED_ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/responses")
 COMPLETION_WINDOWS = ("24h",)
 MAX_METADATA_PAIRS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 16, 64, 512
+CANCELLABLE_STATUSES = ("validating", "in_progress")
 
 
 def check_metadata(metadata: Any) -> dict[str, str] | None:
@@ -36,6 +38,8 @@ def check_metadata(metadata: Any) -> dict[str, str] | None:
             )
         if not isinstance(value, str):
             raise bad_request(f"metadata value for '{key}' must be a string.", param="metadata")
+        if "\x00" in key or "\x00" in value:
+            raise bad_request("metadata cannot contain NUL characters.", param="metadata")
         if len(value) > MAX_METADATA_VALUE:
             raise bad_request(
                 f"metadata value for '{key}' is longer than {MAX_METADATA_VALUE} characters.",
@@ -100,7 +104,7 @@ def create_batch(
 
 
 def get_batch(session: Session, org_id: str, batch_id: str) -> BatchRecord:
-    row = session.get(BatchRecord, batch_id)
+    row = session.get(BatchRecord, batch_id) if looks_like_id(batch_id) else None
     if row is None or row.org_id != org_id:
         raise not_found("Batch", batch_id)
     return row
@@ -113,13 +117,14 @@ def list_batches(
 
 
 def mark_cancelling(session: Session, org_id: str, batch_id: str) -> BatchRecord:
-    """Flag the batch `cancelling` unless it already ended (then 400, never 409: SDKs retry 409)."""
+    """Flag the batch `cancelling` if it is still validating or running; otherwise 400 (never 409:
+    SDKs retry 409)."""
     row = get_batch(session, org_id, batch_id)
     if row.status == "cancelling":
         return row
     result = session.execute(
         update(BatchRecord)
-        .where(BatchRecord.id == batch_id, BatchRecord.status.not_in(TERMINAL_STATUSES))
+        .where(BatchRecord.id == batch_id, BatchRecord.status.in_(CANCELLABLE_STATUSES))
         .values(status="cancelling", cancelling_at=now(), cancel_requested=True)
     )
     session.commit()

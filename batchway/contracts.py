@@ -61,6 +61,7 @@ class UpstreamState(BaseModel):
     total: int = 0
     completed: int = 0
     failed: int = 0
+    cancel_requested: bool = False  # the batch row says a cancel was asked for
 
 
 class FinalizeInput(BaseModel):

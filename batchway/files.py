@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from batchway import ids
 from batchway.batch_input import InputFileError, InputScanner
 from batchway.blobstore import BlobStore
 from batchway.clock import now, now_ns
-from batchway.errors import bad_request, not_found
+from batchway.errors import APIError, bad_request, not_found
+from batchway.ids import looks_like_id
 from batchway.jsonl import read_chunks
-from batchway.models import FileRecord
+from batchway.models import TERMINAL_STATUSES, BatchRecord, FileRecord
 from batchway.paging import page
 from batchway.settings import Settings
 
@@ -24,6 +25,10 @@ MIN_TTL_SECONDS, MAX_TTL_SECONDS = 3600, 30 * 24 * 3600
 
 def blob_key(org_id: str, file_id: str) -> str:
     return f"{org_id}/{file_id}"
+
+
+def too_large(limit: int) -> APIError:
+    return bad_request(f"File is larger than the {limit} byte limit.", param="file", code="file_too_large")
 
 
 def check_expires_after(anchor: str | None, seconds: int | None) -> int | None:
@@ -65,11 +70,7 @@ def upload(
         for chunk in read_chunks(source):
             size += len(chunk)
             if size > settings.max_input_bytes:
-                raise bad_request(
-                    f"File is larger than the {settings.max_input_bytes} byte limit.",
-                    param="file",
-                    code="file_too_large",
-                )
+                raise too_large(settings.max_input_bytes)
             out.write(chunk)
             yield chunk
 
@@ -90,7 +91,7 @@ def upload(
     row = FileRecord(
         id=file_id,
         org_id=org_id,
-        filename=filename,
+        filename=filename.replace("\x00", "")[:255] or "upload",
         purpose=purpose,
         bytes=size,
         created_at=created,
@@ -106,8 +107,8 @@ def upload(
 
 
 def get_file(session: Session, org_id: str, file_id: str) -> FileRecord:
-    row = session.get(FileRecord, file_id)
-    if row is None or row.org_id != org_id:
+    row = session.get(FileRecord, file_id) if looks_like_id(file_id) else None
+    if row is None or row.org_id != org_id or row.deleted:
         raise not_found("File", file_id)
     return row
 
@@ -115,7 +116,9 @@ def get_file(session: Session, org_id: str, file_id: str) -> FileRecord:
 def list_files(
     session: Session, org_id: str, *, purpose: str | None, limit: int, order: str, after: str | None
 ) -> tuple[list[FileRecord], bool]:
-    filters = (FileRecord.purpose == purpose,) if purpose else ()
+    filters = (FileRecord.deleted.is_(False),)
+    if purpose:
+        filters += (FileRecord.purpose == purpose,)
     return page(
         session,
         FileRecord,
@@ -129,6 +132,26 @@ def list_files(
 
 def delete_file(session: Session, blobs: BlobStore, org_id: str, file_id: str) -> None:
     row = get_file(session, org_id, file_id)
+    in_use = session.exec(
+        select(BatchRecord.id).where(
+            BatchRecord.input_file_id == file_id, BatchRecord.status.not_in(TERMINAL_STATUSES)
+        )
+    ).first()
+    if in_use:
+        # A running batch still needs the lines to write its results: hide the file now, purge later.
+        row.deleted = True
+        session.add(row)
+        session.commit()
+        return
     session.delete(row)
     session.commit()
     blobs.delete(row.blob_key)
+
+
+def purge_if_deleted(session: Session, blobs: BlobStore, file_id: str) -> None:
+    """Remove an input file its org deleted while a batch was still reading it."""
+    row = session.get(FileRecord, file_id)
+    if row is not None and row.deleted:
+        session.delete(row)
+        session.commit()
+        blobs.delete(row.blob_key)

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import string
 import uuid
 
 _BASE62 = string.ascii_letters + string.digits
+_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def looks_like_id(value: str) -> bool:
+    """Whether `value` could be one of our ids; anything else is not looked up at all (a NUL byte in a
+    query parameter would make PostgreSQL refuse the statement)."""
+    return _ID_PATTERN.fullmatch(value) is not None
 
 
 def _base62(n: int) -> str:

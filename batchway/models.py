@@ -54,6 +54,9 @@ class FileRecord(SQLModel, table=True):
     # For batch input files, what the upload scan learned (see batchway.batch_input).
     line_count: int | None = None
     scan: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    # Deleted by its org while a running batch still reads it: hidden from the API, removed when
+    # that batch ends.
+    deleted: bool = False
 
 
 class BatchRecord(SQLModel, table=True):

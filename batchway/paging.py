@@ -8,6 +8,7 @@ from sqlalchemy import and_, or_
 from sqlmodel import Session, select
 
 from batchway.errors import bad_request
+from batchway.ids import looks_like_id
 
 Row = TypeVar("Row", bound=Any)
 
@@ -25,7 +26,7 @@ def page(
     """One page of `model` rows of an org and whether more follow."""
     query = select(model).where(model.org_id == org_id, *filters)
     if after is not None:
-        anchor = session.get(model, after)
+        anchor = session.get(model, after) if looks_like_id(after) else None
         if anchor is None or anchor.org_id != org_id:
             raise bad_request(f"No such object to page after: {after}", param="after")
         if descending:

@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 from batchway import ids
 from batchway.clock import now
 from batchway.errors import bad_request, unauthorized
+from batchway.ids import looks_like_id
 from batchway.models import ApiKey, Org, ProviderConfig
 
 PROVIDER_KINDS = ("openai",)
@@ -58,6 +59,8 @@ def org_for_key(session: Session, key: str | None) -> Org:
 def set_provider(
     session: Session, org: Org, name: str, *, kind: str, api_key: str | None, base_url: str | None
 ) -> ProviderConfig:
+    if not looks_like_id(name):
+        raise ValueError(f"provider names use letters, digits, '-' and '_' only: {name!r}")
     if kind not in PROVIDER_KINDS:
         raise ValueError(f"unknown provider kind {kind!r}; known: {', '.join(PROVIDER_KINDS)}")
     row = session.exec(
@@ -88,7 +91,7 @@ def get_provider(session: Session, org_id: str, name: str) -> ProviderConfig | N
 def resolve_provider(session: Session, org_id: str, requested: str | None) -> ProviderConfig:
     """The `batchway-provider` header if given, else the org's single provider."""
     if requested:
-        provider = get_provider(session, org_id, requested)
+        provider = get_provider(session, org_id, requested) if looks_like_id(requested) else None
         if provider is None:
             raise bad_request(
                 f"Provider '{requested}' is not configured for your organization.", param=PROVIDER_HEADER

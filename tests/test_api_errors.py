@@ -216,3 +216,61 @@ async def test_files_list_paging_and_delete(org_client: openai.AsyncOpenAI) -> N
     assert deleted.deleted is True and deleted.id == ids[0]
     with pytest.raises(openai.NotFoundError):
         await org_client.files.retrieve(ids[0])
+
+
+async def test_nul_characters_and_odd_ids_are_clean_4xx(
+    start_api, postgres_url, start_simulator, new_org, client_for
+):
+    """PostgreSQL refuses NUL bytes in text: they must be turned away before any query."""
+    api = start_api(database_url=postgres_url)
+    _, key = new_org({"openai": start_simulator()}, database_url=postgres_url)
+    client = client_for(key, url=api)
+    headers = {"authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(headers=headers) as raw:
+        for path in (
+            "/batches/batch_%00x",
+            "/files/file-%00",
+            "/files/file-%00/content",
+            "/batches/" + "a" * 300,
+        ):
+            response = await raw.get(api + path)
+            assert response.status_code == 404, (path, response.text)
+        response = await raw.get(api + "/batches", params={"after": "batch_\x00"})
+        assert response.status_code == 400
+        response = await raw.post(api + "/batches/batch_%00/cancel")
+        assert response.status_code == 404
+    for bad in ({"input_file_id": "file-\x00"}, {"metadata": {"k": "v\x00"}}):
+        with pytest.raises(openai.APIStatusError) as exc:
+            await client.batches.create(
+                **{
+                    "input_file_id": "file-x",
+                    "endpoint": "/v1/chat/completions",
+                    "completion_window": "24h",
+                    **bad,
+                }
+            )
+        assert exc.value.status_code in (400, 404)
+    with pytest.raises(openai.BadRequestError) as exc:
+        await client.files.create(file=("a.jsonl", jsonl([chat_line("a\x00", "hi")])), purpose="batch")
+    assert_error(exc.value, 400, param="file", code="invalid_json_line")
+    with pytest.raises(openai.BadRequestError):
+        await submit(client, [chat_line("a", "hi")], extra_headers={"batchway-provider": "open\tai"})
+
+
+async def test_chunked_upload_over_the_limit_stops_early(
+    start_api, start_simulator, new_org, client_for, base_settings
+):
+    _, key = new_org({"openai": start_simulator()})
+    api = start_api(max_input_bytes=100_000)
+
+    async def body():  # no Content-Length: the server cannot refuse up front
+        yield b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.jsonl"\r\n\r\n'
+        for _ in range(1000):
+            yield b"x" * 10_000
+
+    headers = {"authorization": f"Bearer {key}", "content-type": "multipart/form-data; boundary=b"}
+    async with httpx.AsyncClient() as raw:
+        response = await raw.post(f"{api}/files", content=body(), headers=headers)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "file_too_large"
+    assert await file_count(client_for(key, url=api)) == 0

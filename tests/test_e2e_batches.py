@@ -8,19 +8,29 @@ import os
 import uuid
 from pathlib import Path
 
+import openai
 import pytest
 from sqlmodel import Session, select
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: F401
 
+from batchway import batches
 from batchway.contracts import SA_ORG, SA_PROVIDER, SA_STATUS
 from batchway.db import make_engine
-from batchway.models import FileRecord, RequestLog
+from batchway.models import BatchRecord, FileRecord, RequestLog
+from batchway.servers import free_port
 from tests.batch_helpers import chat_line, content, submit, upload, wait_for
 from worker import build_worker
 
 pytestmark = pytest.mark.usefixtures("worker")
 REPLAY_DIR = Path(__file__).parent / "replay" / "histories"
+
+
+async def record_history(temporal_env, batch_id: str, name: str) -> None:
+    """With BATCHWAY_RECORD_HISTORIES=1, refresh tests/replay/histories after a deliberate change."""
+    if os.environ.get("BATCHWAY_RECORD_HISTORIES"):
+        history = await temporal_env.client.get_workflow_handle(batch_id).fetch_history()
+        (REPLAY_DIR / f"{name}.json").write_text(history.to_json())
 
 
 def request_logs(settings, batch_id: str) -> list[RequestLog]:
@@ -91,10 +101,7 @@ async def test_happy_path_with_partial_failures(
     assert attrs.get(SA_STATUS) == "completed"
     history = (await handle.fetch_history()).to_json()
     assert "hello number" not in history and "SIMULATE_ERROR" not in history
-    if os.environ.get(
-        "BATCHWAY_RECORD_HISTORIES"
-    ):  # refresh tests/replay/histories after a deliberate change
-        (REPLAY_DIR / "happy_path.json").write_text(history)
+    await record_history(temporal_env, batch.id, "happy_path")
 
 
 async def test_all_lines_failed_has_no_output_file(start_simulator, new_org, client_for) -> None:
@@ -108,7 +115,7 @@ async def test_all_lines_failed_has_no_output_file(start_simulator, new_org, cli
     assert set(await content(client, batch.error_file_id)) == {"bad-0", "bad-1", "bad-2"}
 
 
-async def test_cancel_mid_flight(start_simulator, new_org, client_for, base_settings) -> None:
+async def test_cancel_mid_flight(start_simulator, new_org, client_for, base_settings, temporal_env) -> None:
     _, key = new_org({"openai": start_simulator(lines_per_second=4, cancel_seconds=0.5)})
     client = client_for(key)
     lines = [chat_line(f"c-{i}", f"line {i}") for i in range(40)]
@@ -128,6 +135,7 @@ async def test_cancel_mid_flight(start_simulator, new_org, client_for, base_sett
     errors = await content(client, batch.error_file_id)
     assert any(line["error"] and line["error"]["code"] == "batch_cancelled" for line in errors.values())
     assert len(request_logs(base_settings, batch.id)) == 40
+    await record_history(temporal_env, batch.id, "cancel_mid_flight")
 
     with pytest.raises(Exception) as refused:
         await client.batches.cancel(created.id)
@@ -147,7 +155,7 @@ async def test_upstream_expiry(start_simulator, new_org, client_for) -> None:
 
 
 async def test_batchway_deadline_cancels_an_overrunning_upstream(
-    start_simulator, start_api, new_org, client_for
+    start_simulator, start_api, new_org, client_for, temporal_env
 ) -> None:
     _, key = new_org({"openai": start_simulator(stall=True)})
     short_api = start_api(completion_window_seconds=2, deadline_grace_seconds=1)
@@ -161,6 +169,7 @@ async def test_batchway_deadline_cancels_an_overrunning_upstream(
     errors = await content(client, batch.error_file_id)
     assert set(errors) == {f"d-{i}" for i in range(4)}
     assert {line["error"]["code"] for line in errors.values()} == {"batch_expired"}
+    await record_history(temporal_env, batch.id, "deadline_expired")
 
 
 async def test_worker_restarted_mid_batch(
@@ -279,3 +288,54 @@ async def test_continue_as_new_carries_the_batch_over(
     cancelled = await wait_for(client, stopped.id)
     assert cancelled.status == "cancelled"
     assert cancelled.request_counts.completed + cancelled.request_counts.failed == 60
+
+
+async def test_cancel_interrupts_a_submit_stuck_in_retries(new_org, client_for) -> None:
+    unreachable = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens: every upload attempt fails
+    _, key = new_org({"openai": unreachable})
+    client = client_for(key)
+    created = await submit(client, [chat_line(f"q-{i}", "hi") for i in range(3)])
+    await asyncio.sleep(2.0)  # validated, now retrying the upload
+    assert (await client.batches.retrieve(created.id)).status == "validating"
+    await client.batches.cancel(created.id)
+    batch = await wait_for(client, created.id, timeout=30)
+    assert batch.status == "cancelled" and batch.cancelling_at and batch.cancelled_at
+    errors = await content(client, batch.error_file_id)
+    assert {line["error"]["code"] for line in errors.values()} == {"batch_cancelled"}
+    assert batch.request_counts.failed == 3
+
+
+async def test_cancel_recorded_without_a_signal_is_picked_up(
+    start_simulator, new_org, client_for, base_settings
+):
+    """If the API's signal is lost, the flag on the batch row still cancels it at the next poll."""
+    _, key = new_org({"openai": start_simulator(lines_per_second=3)})
+    client = client_for(key)
+    created = await submit(client, [chat_line(f"f-{i}", "hi") for i in range(30)])
+    await wait_for(client, created.id, {"in_progress"})
+    engine = make_engine(base_settings.resolved_database_url)
+    with Session(engine, expire_on_commit=False) as session:
+        batches.mark_cancelling(session, session.get(BatchRecord, created.id).org_id, created.id)
+    engine.dispose()
+    batch = await wait_for(client, created.id)
+    assert batch.status == "cancelled"
+    assert batch.request_counts.completed + batch.request_counts.failed == 30
+
+
+async def test_input_deleted_mid_batch_still_completes(
+    start_simulator, new_org, client_for, base_settings
+) -> None:
+    _, key = new_org({"openai": start_simulator(lines_per_second=10)})
+    client = client_for(key)
+    created = await submit(client, [chat_line(f"x-{i}", "hi") for i in range(20)])
+    await wait_for(client, created.id, {"in_progress"})
+    assert (await client.files.delete(created.input_file_id)).deleted
+    with pytest.raises(openai.NotFoundError):
+        await client.files.retrieve(created.input_file_id)
+    assert created.input_file_id not in [f.id for f in (await client.files.list()).data]
+    batch = await wait_for(client, created.id)
+    assert batch.status == "completed" and batch.request_counts.completed == 20
+    engine = make_engine(base_settings.resolved_database_url)
+    with Session(engine) as session:
+        assert session.get(FileRecord, created.input_file_id) is None  # purged once the batch ended
+    engine.dispose()

@@ -110,6 +110,9 @@ def test_batch_create_list_and_cancel_guard(store) -> None:
     with pytest.raises(APIError) as exc:
         batches.mark_cancelling(session, org.id, made[1].id)
     assert exc.value.status_code == 400
+    lifecycle.transition(engine, made[2].id, "finalizing")  # too late to cancel: results are being written
+    with pytest.raises(APIError):
+        batches.mark_cancelling(session, org.id, made[2].id)
 
 
 def test_reconcile_is_idempotent(store) -> None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 from datetime import timedelta
+from typing import Literal
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.batch import BatchActivities
@@ -42,6 +44,14 @@ POLL = dict(
         maximum_attempts=5,
         non_retryable_error_types=["UpstreamPermanent"],
     ),
+)
+# Uploading 200 MB can take a while: the attempt heartbeats, so a dead worker is noticed within a
+# minute and a cancel reaches it; the workflow waits for it to stop before cancelling upstream.
+SUBMIT = dict(
+    start_to_close_timeout=timedelta(minutes=30),
+    heartbeat_timeout=timedelta(seconds=60),
+    cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60)),
 )
 FINALIZE = dict(
     start_to_close_timeout=timedelta(minutes=30),
@@ -104,24 +114,37 @@ class BatchWorkflow:
                 return await self._finalize("failed")
             state.phase = "submit"
         if state.phase == "submit":
-            if state.cancel_requested:
+            submitted = await self._submit(ref)
+            if submitted == "cancelled":
+                # Cancelled before or while the upstream batch was created: cancel any that exists.
+                await self._cancel_upstream(requested=True)
                 return await self._finalize("cancelled")
-            try:
-                submitted = await workflow.execute_activity_method(
-                    BatchActivities.submit_batch,
-                    ref,
-                    summary="submit to upstream",
-                    schedule_to_close_timeout=self._until_deadline(minimum=60),
-                    **QUICK,
-                )
-            except ActivityError:
-                # The upstream stayed unreachable until the deadline: nothing ran.
-                return await self._finalize("expired")
-            if not submitted.ok:
-                return await self._finalize("failed")
+            if submitted != "ok":
+                return await self._finalize(submitted)
             state.phase = "poll"
-            self._set_status("cancelling" if state.cancel_requested else "in_progress")
+            self._set_status("in_progress")
         return await self._poll_until_done()
+
+    async def _submit(self, ref: BatchRef) -> Literal["ok", "cancelled", "failed", "expired"]:
+        """Submit upstream, unless a cancel arrives first (it interrupts a submit stuck in retries)."""
+        if self.state.cancel_requested:
+            return "cancelled"
+        submit = workflow.start_activity_method(
+            BatchActivities.submit_batch,
+            ref,
+            summary="submit to upstream",
+            schedule_to_close_timeout=self._until_deadline(minimum=60),
+            **SUBMIT,
+        )
+        await workflow.wait_condition(lambda: submit.done() or self.state.cancel_requested)
+        if not submit.done():
+            submit.cancel()
+        try:
+            result = await submit
+        except ActivityError:
+            # Cancelled by us, or the upstream stayed unreachable until the deadline: nothing ran.
+            return "cancelled" if self.state.cancel_requested else "expired"
+        return "ok" if result.ok else "failed"
 
     async def _poll_until_done(self) -> str:
         state = self.state
@@ -143,6 +166,8 @@ class BatchWorkflow:
                     "poll of %s failed, retrying on the next tick: %s", state.batch_id, err
                 )
             else:
+                if self.upstream.cancel_requested:
+                    state.cancel_requested = True  # recorded by the API even if its signal was lost
                 if self.upstream.terminal:
                     return await self._finalize(self._outcome(self.upstream.status))
                 self._set_status(self.status)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query
 from pydantic import BaseModel, ConfigDict
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import OrgDep, SessionDep, StateDep
 from api.responses import JSON
@@ -94,10 +94,16 @@ def retrieve_batch(batch_id: str, org: OrgDep, session: SessionDep) -> JSON:
 @router.post("/{batch_id}/cancel")
 async def cancel_batch(batch_id: str, org: OrgDep, session: SessionDep, state: StateDep) -> JSON:
     row = await run_in_threadpool(batches.mark_cancelling, session, org.id, batch_id)
-    client = await state.temporal()
     try:
-        await signal_cancel(client, batch_id)
-    except RPCError as exc:
-        # The run ended between our read and the signal; its own final write decides the status.
-        log.info("cancel signal for %s not delivered: %s", batch_id, exc)
+        await signal_cancel(await state.temporal(), batch_id)
+    except (RPCError, APIError) as exc:
+        # Either the run just ended (its final write decides the status) or Temporal is briefly
+        # unreachable; the row already says cancel, and the workflow's next poll reads it.
+        ended = isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND
+        log.log(
+            logging.INFO if ended else logging.WARNING,
+            "cancel signal for %s not delivered: %s",
+            batch_id,
+            exc,
+        )
     return JSON(batch_object(row))

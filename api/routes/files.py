@@ -9,11 +9,12 @@ from fastapi.responses import StreamingResponse
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.types import Message
 
 from api.deps import OrgDep, SessionDep, StateDep
 from api.responses import JSON
 from batchway import files
-from batchway.errors import bad_request
+from batchway.errors import APIError, bad_request
 from batchway.jsonl import read_chunks
 from batchway.wire import file_object, list_object
 
@@ -34,15 +35,25 @@ def _int_field(value: Any, param: str) -> int | None:
 async def upload_file(request: Request, org: OrgDep, state: StateDep) -> JSON:
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > state.settings.max_input_bytes + MULTIPART_OVERHEAD:
-        raise bad_request(
-            f"File is larger than the {state.settings.max_input_bytes} byte limit.",
-            param="file",
-            code="file_too_large",
-        )
+        raise files.too_large(state.settings.max_input_bytes)
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise bad_request("Uploads must be multipart/form-data with 'file' and 'purpose'.", param="file")
+    limit = state.settings.max_input_bytes + MULTIPART_OVERHEAD
+    received = 0
+
+    async def receive_within_limit() -> Message:
+        # A chunked upload has no Content-Length: stop reading (and spooling) once past the limit.
+        nonlocal received
+        message = await request.receive()
+        received += len(message.get("body", b""))
+        if received > limit:
+            raise files.too_large(state.settings.max_input_bytes)
+        return message
+
     try:
-        form = await request.form(max_files=1, max_fields=20)
+        form = await Request(request.scope, receive_within_limit).form(max_files=1, max_fields=20)
+    except APIError:
+        raise
     except Exception as exc:  # malformed multipart is the client's problem, never a 500
         raise bad_request(f"Could not parse the multipart body: {exc}", param="file") from None
     try:
