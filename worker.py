@@ -14,7 +14,7 @@ from temporalio.worker import Worker
 
 from activities.batch import BatchActivities
 from batchway.blobstore import make_blob_store
-from batchway.db import create_tables, make_engine
+from batchway.db import make_engine, migrate
 from batchway.settings import Settings, get_settings
 from batchway.temporal_client import connect
 from workflows.batch import BatchWorkflow
@@ -22,7 +22,7 @@ from workflows.batch import BatchWorkflow
 
 def build_worker(client: Client, settings: Settings) -> Worker:
     engine = make_engine(settings.resolved_database_url)
-    create_tables(engine)
+    migrate(engine)
     acts = BatchActivities(engine, make_blob_store(settings.resolved_blob_url), settings)
     return Worker(
         client,

@@ -11,7 +11,7 @@ from api.errors import install_error_handlers
 from api.routes import batches, files, health
 from api.state import AppState
 from batchway.blobstore import make_blob_store
-from batchway.db import create_tables, make_engine
+from batchway.db import make_engine, migrate
 from batchway.http import RequestIdMiddleware
 from batchway.settings import Settings, get_settings
 
@@ -22,7 +22,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.resolved_database_url)
-        create_tables(engine)
+        migrate(engine)
         app.state.batchway = AppState(settings, engine, make_blob_store(settings.resolved_blob_url))
         yield
         engine.dispose()

@@ -13,7 +13,7 @@ import typer
 from sqlmodel import Session
 
 from batchway import tenancy
-from batchway.db import create_tables, make_engine
+from batchway.db import make_engine, migrate
 from batchway.settings import Settings, get_settings
 
 app = typer.Typer(help="batchway: an OpenAI-compatible Batch API gateway on Temporal.", no_args_is_help=True)
@@ -38,7 +38,7 @@ def _settings(data_dir: Path | None = None) -> Settings:
 
 def _session(settings: Settings) -> Session:
     engine = make_engine(settings.resolved_database_url)
-    create_tables(engine)
+    migrate(engine)
     return Session(engine, expire_on_commit=False)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from batchway import tenancy
-from batchway.db import create_tables, make_engine
+from batchway.db import make_engine, migrate
 from batchway.models import Org
 from batchway.servers import embedded_server, serve_until, start_temporal_dev_server, wait_for_port
 from batchway.settings import Settings
@@ -24,7 +24,7 @@ def ensure_dev_tenant(settings: Settings, upstream_base_url: str | None, upstrea
     """Create the default org and its key on first start; point its one provider at the upstream.
     Returns the dev API key (kept in the data dir so later starts can print it again)."""
     engine = make_engine(settings.resolved_database_url)
-    create_tables(engine)
+    migrate(engine)
     key_file = settings.data_dir / "dev-api-key"
     with Session(engine) as session:
         org = session.exec(select(Org).where(Org.name == DEV_ORG)).first() or tenancy.create_org(

@@ -20,7 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from api.main import create_app
 from batchway import tenancy
 from batchway.contracts import ALL_SEARCH_ATTRIBUTES
-from batchway.db import create_tables, make_engine
+from batchway.db import make_engine, migrate
 from batchway.servers import temporal_binary
 from batchway.settings import Settings
 from batchway.simulator import SimulatorConfig, create_simulator_app
@@ -101,7 +101,7 @@ def new_org(base_settings: Settings) -> Callable[..., tuple[str, str]]:
         upstream_key: str = SIMULATOR_KEY,
     ) -> tuple[str, str]:
         engine = make_engine(database_url or base_settings.resolved_database_url)
-        create_tables(engine)
+        migrate(engine)
         with Session(engine, expire_on_commit=False) as session:
             org = tenancy.create_org(session, f"org-{uuid.uuid4().hex[:8]}")
             key = tenancy.create_api_key(session, org)

@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 
 from batchway import batches, files, lifecycle, tenancy
 from batchway.blobstore import LocalBlobStore
-from batchway.db import create_tables, make_engine
+from batchway.db import make_engine, migrate
 from batchway.errors import APIError
 from batchway.models import BatchRecord, RequestLog
 from batchway.reconcile import Reconciler
@@ -21,7 +21,7 @@ from tests.batch_helpers import chat_line, jsonl
 @pytest.fixture
 def store(database_url: str, tmp_path: Path):
     engine = make_engine(database_url)
-    create_tables(engine)
+    migrate(engine)
     session = Session(engine, expire_on_commit=False)
     org = tenancy.create_org(session, f"org-{tmp_path.name}")
     provider = tenancy.set_provider(session, org, "openai", kind="openai", api_key="k", base_url=None)
@@ -184,3 +184,19 @@ def test_reconcile_is_idempotent(store) -> None:
         assert stored.output_file_id and stored.error_file_id
     with blobs.open_read(files.get_file(session, org.id, stored.output_file_id).blob_key) as stream:
         assert b"upstream-1" not in stream.read()
+
+
+def test_migrations_match_the_models(database_url: str) -> None:
+    """`migrate` builds exactly the schema the models declare, and running it again changes nothing."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    from batchway.db import migrate
+
+    engine = make_engine(database_url)
+    migrate(engine)
+    migrate(engine)
+    with engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == []
+    engine.dispose()
