@@ -45,6 +45,19 @@ def put(session, blobs, org, lines, purpose="batch", name="in.jsonl"):
     )
 
 
+def new_batch(session, org, provider, input_file, metadata=None):
+    return batches.create_batch(
+        session,
+        SETTINGS,
+        org_id=org.id,
+        provider=provider,
+        input_file_id=input_file.id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+        metadata=metadata,
+    )
+
+
 def test_keys_are_stored_hashed(store) -> None:
     engine, session, _, org, _ = store
     key = tenancy.create_api_key(session, org)
@@ -86,19 +99,7 @@ def test_rejected_upload_leaves_nothing(store, tmp_path: Path) -> None:
 def test_batch_create_list_and_cancel_guard(store) -> None:
     engine, session, blobs, org, provider = store
     input_file = put(session, blobs, org, [chat_line("a", "1")])
-    made = [
-        batches.create_batch(
-            session,
-            SETTINGS,
-            org_id=org.id,
-            provider=provider,
-            input_file_id=input_file.id,
-            endpoint="/v1/chat/completions",
-            completion_window="24h",
-            metadata={"n": str(i)},
-        )
-        for i in range(3)
-    ]
+    made = [new_batch(session, org, provider, input_file, {"n": str(i)}) for i in range(3)]
     rows, more = batches.list_batches(session, org.id, limit=2, after=None)
     assert [r.id for r in rows] == [made[2].id, made[1].id] and more
     cancelled = batches.mark_cancelling(session, org.id, made[0].id)
@@ -119,16 +120,7 @@ def test_reconcile_is_idempotent(store) -> None:
     engine, session, blobs, org, provider = store
     lines = [chat_line("a", "1"), chat_line("b", "2"), chat_line("c", "3")]
     input_file = put(session, blobs, org, lines)
-    batch = batches.create_batch(
-        session,
-        SETTINGS,
-        org_id=org.id,
-        provider=provider,
-        input_file_id=input_file.id,
-        endpoint="/v1/chat/completions",
-        completion_window="24h",
-        metadata=None,
-    )
+    batch = new_batch(session, org, provider, input_file)
     output = jsonl(
         [
             {
