@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
-from batchway.blobstore import LocalBlobStore
+from batchway.blobstore import BlobStore
 from batchway.errors import APIError
 from batchway.settings import Settings
 from batchway.temporal_client import connect
@@ -18,7 +18,7 @@ from batchway.temporal_client import connect
 class AppState:
     settings: Settings
     engine: Engine
-    blobs: LocalBlobStore
+    blobs: BlobStore
     _client: Client | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 

@@ -4,11 +4,17 @@ simulated upstreams and fresh orgs. PostgreSQL at 127.0.0.1:5432 backs the stora
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import sysconfig
+import time
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
+import boto3
 import openai
 import psycopg
 import pytest
@@ -21,7 +27,7 @@ from api.main import create_app
 from batchway import tenancy
 from batchway.contracts import ALL_SEARCH_ATTRIBUTES
 from batchway.db import make_engine, migrate
-from batchway.servers import temporal_binary
+from batchway.servers import free_port, temporal_binary
 from batchway.settings import Settings
 from batchway.simulator import SimulatorConfig, create_simulator_app
 from tests.servers import serve_in_thread
@@ -139,3 +145,77 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+# -- S3-compatible storage: a real moto_server --------------------------------------------------------
+
+S3_BUCKET = "batchway-blobs"
+
+
+def _moto_server_binary() -> str:
+    name = "moto_server.exe" if sys.platform == "win32" else "moto_server"
+    path = Path(sysconfig.get_path("scripts")) / name
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: install the test extra (moto[server])")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    log = (tmp_path_factory.mktemp("moto") / "moto_server.log").open("wb")
+    proc = subprocess.Popen(
+        [_moto_server_binary(), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"moto_server exited with {proc.returncode}; see {log.name}")
+            try:
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"moto_server did not start on {endpoint}; see {log.name}") from None
+                time.sleep(0.1)
+        yield endpoint
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def s3_client(moto_endpoint: str) -> object:
+    client = boto3.session.Session().client(
+        "s3",
+        endpoint_url=moto_endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    client.create_bucket(Bucket=S3_BUCKET)
+    return client
+
+
+@pytest.fixture
+def s3_env(moto_endpoint: str, s3_client: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The standard AWS environment pointed at moto, isolated from any real AWS config on the machine."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    return moto_endpoint

@@ -20,6 +20,7 @@ from batchway.db import make_engine
 from batchway.models import BatchRecord, FileRecord, RequestLog
 from batchway.servers import free_port
 from tests.batch_helpers import chat_line, content, submit, upload, wait_for
+from tests.conftest import S3_BUCKET
 from worker import build_worker
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -339,3 +340,26 @@ async def test_input_deleted_mid_batch_still_completes(
     with Session(engine) as session:
         assert session.get(FileRecord, created.input_file_id) is None  # purged once the batch ended
     engine.dispose()
+
+
+async def test_batch_on_s3_blob_storage(
+    start_simulator, start_api, new_org, client_for, temporal_env, base_settings, s3_env, s3_client
+) -> None:
+    """The same batch with every file body in an S3-compatible store (a real moto_server)."""
+    prefix = f"e2e-{uuid.uuid4().hex[:8]}"
+    settings = base_settings.model_copy(
+        update={"blob_url": f"s3://{S3_BUCKET}/{prefix}", "task_queue": f"s3-{uuid.uuid4().hex[:8]}"}
+    )
+    api = start_api(blob_url=settings.blob_url, task_queue=settings.task_queue)
+    _, key = new_org({"openai": start_simulator()})
+    client = client_for(key, url=api)
+    lines = [chat_line(f"s3-{i}", f"stored remotely {i}") for i in range(6)]
+    async with build_worker(temporal_env.client, settings):
+        created = await submit(client, lines)
+        batch = await wait_for(client, created.id)
+    assert batch.status == "completed" and batch.request_counts.completed == 6
+    output = await content(client, batch.output_file_id)
+    assert "stored remotely 3" in output["s3-3"]["response"]["body"]["choices"][0]["message"]["content"]
+    stored = s3_client.list_objects_v2(Bucket=S3_BUCKET, Prefix=f"{prefix}/")["Contents"]
+    assert len(stored) == 2  # the input file and the output file, nothing else
+    assert not (Path(base_settings.data_dir) / "blobs" / prefix).exists()
