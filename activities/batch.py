@@ -131,7 +131,7 @@ class BatchActivities:
         batch = self._load(ref.batch_id)
         if batch.upstream_batch_id:
             return SubmitResult(ok=True)
-        input_file = self._input_file(batch)
+        input_file = await asyncio.to_thread(self._input_file, batch)  # may ask S3
         if input_file is None:
             self._fail(batch.id, [LineProblem(code="file_not_found", message="The input file was deleted.")])
             return SubmitResult(ok=False)
@@ -235,7 +235,7 @@ class BatchActivities:
             return lifecycle.transition(self.engine, batch.id, "failed")
         if request.outcome != "cancelled":
             lifecycle.transition(self.engine, batch.id, "finalizing")
-        input_file = self._input_file(batch)
+        input_file = await asyncio.to_thread(self._input_file, batch)  # may ask S3
         if input_file is None:
             self._fail(batch.id, [LineProblem(code="file_not_found", message="The input file is gone.")])
             return self._load(batch.id)
