@@ -204,28 +204,41 @@ class BatchActivities:
         )
 
     @activity.defn
-    async def cancel_upstream(self, request: CancelUpstreamInput) -> None:
+    async def cancel_upstream(self, request: CancelUpstreamInput) -> bool:
+        """Cancel the upstream batch; returns whether one exists (it may have been created by a submit
+        attempt that was cut short before it could record the id)."""
         if request.requested:
             # A cancel signalled from the Temporal UI never passed through the API: record it here too.
             lifecycle.transition(self.engine, request.batch_id, "cancelling", cancel_requested=True)
         batch = self._load(request.batch_id)
-        if not batch.upstream_batch_id:
-            return
+        if not batch.upstream_batch_id and not batch.upstream_input_file_id:
+            return False  # nothing was ever sent upstream
         try:
             async with self._provider(batch) as provider:
-                await provider.cancel_batch(batch.upstream_batch_id)
+                upstream_id = batch.upstream_batch_id
+                if upstream_id is None:
+                    found = await provider.find_batch(batch.id)
+                    if found is None:
+                        return False
+                    upstream_id = found.id
+                    lifecycle.transition(self.engine, batch.id, upstream_batch_id=upstream_id)
+                await provider.cancel_batch(upstream_id)
         except ApplicationError as exc:
             # The upstream refuses to cancel a batch that already ended: polling will see how it ended.
             if exc.type != PERMANENT_TYPE:
                 raise
             activity.logger.info("upstream refused cancel of %s: %s", batch.id, exc)
+        return True
 
     @activity.defn
     async def finalize_batch(self, request: FinalizeInput) -> FinalizeResult:
         batch = await self._finalize(request)
-        with Session(self.engine) as session:
-            files.purge_if_deleted(session, self.blobs, batch.input_file_id)
+        await asyncio.to_thread(self._purge_input, batch.input_file_id)
         return FinalizeResult(status=batch.status, completed=batch.completed, failed=batch.failed)
+
+    def _purge_input(self, file_id: str) -> None:
+        with Session(self.engine) as session:
+            files.purge_if_deleted(session, self.blobs, file_id)
 
     async def _finalize(self, request: FinalizeInput) -> BatchRecord:
         batch = self._load(request.batch_id)

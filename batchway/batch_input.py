@@ -10,6 +10,7 @@ Two levels of problem:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,6 +20,8 @@ from pydantic import BaseModel
 from batchway.jsonl import LineTooLong, iter_lines
 
 MAX_RECORDED_PROBLEMS = 100
+# `\u0000` in JSON text, not preceded by an escaping backslash (`\\u0000` is the literal text).
+NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 # Two distinct models or urls already make a file unusable; a few more keep messages useful while
 # the stored scan stays small whatever the file holds.
 MAX_DISTINCT_VALUES = 8
@@ -116,7 +119,7 @@ class InputScanner:
             raise InputFileError(
                 f"Line {number} is not parseable as valid JSON.", code="invalid_json_line", line=number
             ) from None
-        if b"\\u0000" in raw:  # valid JSON, but no database stores a NUL inside text
+        if b"\\u0000" in raw and NUL_ESCAPE.search(raw):  # valid JSON, but no database stores a NUL
             raise InputFileError(
                 f"Line {number} contains a NUL character (\\u0000), which is not supported.",
                 code="invalid_json_line",

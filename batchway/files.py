@@ -132,12 +132,7 @@ def list_files(
 
 def delete_file(session: Session, blobs: BlobStore, org_id: str, file_id: str) -> None:
     row = get_file(session, org_id, file_id)
-    in_use = session.exec(
-        select(BatchRecord.id).where(
-            BatchRecord.input_file_id == file_id, BatchRecord.status.not_in(TERMINAL_STATUSES)
-        )
-    ).first()
-    if in_use:
+    if _running_batch_reading(session, file_id):
         # A running batch still needs the lines to write its results: hide the file now, purge later.
         row.deleted = True
         session.add(row)
@@ -149,9 +144,18 @@ def delete_file(session: Session, blobs: BlobStore, org_id: str, file_id: str) -
 
 
 def purge_if_deleted(session: Session, blobs: BlobStore, file_id: str) -> None:
-    """Remove an input file its org deleted while a batch was still reading it."""
+    """Remove an input file its org deleted while batches were still reading it, once none is."""
     row = session.get(FileRecord, file_id)
-    if row is not None and row.deleted:
-        session.delete(row)
-        session.commit()
-        blobs.delete(row.blob_key)
+    if row is None or not row.deleted or _running_batch_reading(session, file_id):
+        return
+    session.delete(row)
+    session.commit()
+    blobs.delete(row.blob_key)
+
+
+def _running_batch_reading(session: Session, file_id: str) -> str | None:
+    return session.exec(
+        select(BatchRecord.id).where(
+            BatchRecord.input_file_id == file_id, BatchRecord.status.not_in(TERMINAL_STATUSES)
+        )
+    ).first()

@@ -53,3 +53,11 @@ def test_scanner_refuses_files_that_are_not_jsonl(data: bytes, code: str, line: 
     with pytest.raises(InputFileError) as exc:
         InputScanner(max_lines=10, max_line_bytes=50).scan([data])
     assert (exc.value.code, exc.value.line) == (code, line)
+
+
+def test_nul_escapes_are_refused_but_the_literal_text_is_not() -> None:
+    literal = chat_line("a", "a prompt that mentions \\u0000 as text")
+    assert InputScanner(max_lines=10).scan([jsonl([literal])]).line_count == 1
+    with pytest.raises(InputFileError) as exc:
+        InputScanner(max_lines=10).scan([jsonl([chat_line("b", "a real \x00 byte")])])
+    assert "NUL" in exc.value.message

@@ -286,12 +286,13 @@ async def test_continue_as_new_carries_the_batch_over(
     finished = await wait_for(client, done.id)
     assert finished.status == "completed" and finished.request_counts.completed == 15
     assert await runs(done.id) >= 2
+    await record_history(temporal_env, done.id, "continued_run")
     cancelled = await wait_for(client, stopped.id)
     assert cancelled.status == "cancelled"
     assert cancelled.request_counts.completed + cancelled.request_counts.failed == 60
 
 
-async def test_cancel_interrupts_a_submit_stuck_in_retries(new_org, client_for) -> None:
+async def test_cancel_interrupts_a_submit_stuck_in_retries(new_org, client_for, temporal_env) -> None:
     unreachable = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens: every upload attempt fails
     _, key = new_org({"openai": unreachable})
     client = client_for(key)
@@ -304,6 +305,7 @@ async def test_cancel_interrupts_a_submit_stuck_in_retries(new_org, client_for) 
     errors = await content(client, batch.error_file_id)
     assert {line["error"]["code"] for line in errors.values()} == {"batch_cancelled"}
     assert batch.request_counts.failed == 3
+    await record_history(temporal_env, batch.id, "cancel_during_submit")
 
 
 async def test_cancel_recorded_without_a_signal_is_picked_up(

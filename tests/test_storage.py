@@ -12,7 +12,7 @@ from batchway import batches, files, lifecycle, tenancy
 from batchway.blobstore import LocalBlobStore
 from batchway.db import make_engine, migrate
 from batchway.errors import APIError
-from batchway.models import BatchRecord, RequestLog
+from batchway.models import BatchRecord, FileRecord, RequestLog
 from batchway.reconcile import Reconciler
 from batchway.settings import Settings
 from tests.batch_helpers import chat_line, jsonl
@@ -192,3 +192,20 @@ def test_migrations_match_the_models(database_url: str) -> None:
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == []
     engine.dispose()
+
+
+def test_input_deleted_while_two_batches_read_it_is_purged_after_both(store) -> None:
+    engine, session, blobs, org, provider = store
+    shared = put(session, blobs, org, [chat_line("a", "1")])
+    first, second = new_batch(session, org, provider, shared), new_batch(session, org, provider, shared)
+    files.delete_file(session, blobs, org.id, shared.id)
+    with pytest.raises(APIError):
+        files.get_file(session, org.id, shared.id)  # hidden from the org at once
+    lifecycle.transition(engine, first.id, "completed")
+    files.purge_if_deleted(session, blobs, shared.id)
+    assert blobs.exists(shared.blob_key)  # the second batch still reads it
+    lifecycle.transition(engine, second.id, "cancelled")
+    files.purge_if_deleted(session, blobs, shared.id)
+    assert not blobs.exists(shared.blob_key)
+    session.expire_all()
+    assert session.get(FileRecord, shared.id) is None

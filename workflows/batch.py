@@ -115,14 +115,15 @@ class BatchWorkflow:
             state.phase = "submit"
         if state.phase == "submit":
             submitted = await self._submit(ref)
-            if submitted == "cancelled":
-                # Cancelled before or while the upstream batch was created: cancel any that exists.
-                await self._cancel_upstream(requested=True)
+            # Cancelled before or while the upstream batch was created: cancel any that exists and, if
+            # one does, poll it until it stops so its finished lines are kept.
+            if submitted == "cancelled" and not await self._cancel_upstream(requested=True):
                 return await self._finalize("cancelled")
-            if submitted != "ok":
+            if submitted in ("failed", "expired"):
                 return await self._finalize(submitted)
             state.phase = "poll"
-            self._set_status("in_progress")
+            if submitted == "ok":
+                self._set_status("in_progress")
         return await self._poll_until_done()
 
     async def _submit(self, ref: BatchRef) -> Literal["ok", "cancelled", "failed", "expired"]:
@@ -187,11 +188,11 @@ class BatchWorkflow:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(state)
 
-    async def _cancel_upstream(self, *, requested: bool) -> None:
+    async def _cancel_upstream(self, *, requested: bool) -> bool:
         self.state.upstream_cancel_sent = True
         if requested:
             self._set_status("cancelling")
-        await workflow.execute_activity_method(
+        return await workflow.execute_activity_method(
             BatchActivities.cancel_upstream,
             CancelUpstreamInput(batch_id=self.state.batch_id, requested=requested),
             summary="cancel upstream batch",
