@@ -38,7 +38,7 @@ from batchway.reconcile import Reconciler
 from batchway.settings import Settings
 
 UPSTREAM_ACTIVE = frozenset({"validating", "in_progress", "finalizing"})
-HEARTBEAT_SECONDS = 10.0
+HEARTBEAT_SECONDS = 2.0
 
 
 @asynccontextmanager

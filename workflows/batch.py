@@ -45,11 +45,11 @@ POLL = dict(
         non_retryable_error_types=["UpstreamPermanent"],
     ),
 )
-# Uploading 200 MB can take a while: the attempt heartbeats, so a dead worker is noticed within a
-# minute and a cancel reaches it; the workflow waits for it to stop before cancelling upstream.
+# Uploading 200 MB can take a while: the attempt heartbeats, so a dead worker is noticed and a cancel
+# reaches it within seconds; the workflow waits for it to stop before cancelling upstream.
 SUBMIT = dict(
     start_to_close_timeout=timedelta(minutes=30),
-    heartbeat_timeout=timedelta(seconds=60),
+    heartbeat_timeout=timedelta(seconds=10),
     cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60)),
 )
