@@ -11,7 +11,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine
-from sqlmodel import Session, create_engine
+from sqlmodel import create_engine
 
 from batchway import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
@@ -85,9 +85,3 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-@contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    with Session(engine, expire_on_commit=False) as session:
-        yield session

@@ -50,15 +50,7 @@ class Settings(BaseSettings):
     def resolved_blob_url(self) -> str:
         return self.blob_url or str((self.data_dir / "blobs").resolve())
 
-    def poll_intervals(self) -> tuple[float, float]:
-        return self.poll_interval_min_seconds, self.poll_interval_max_seconds
-
 
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
-
-
-def settings_with(**overrides: object) -> Settings:
-    """A Settings object from the environment with some fields replaced (tests, `batchway dev`)."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
