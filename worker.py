@@ -7,46 +7,70 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.batch import BatchActivities
-from batchway.blobstore import make_blob_store
-from batchway.db import make_engine, migrate
+from activities.remote import RemoteActivities
+from activities.rows import RowActivities
+from activities.sweeper import SweeperActivities
+from batchway.pipeline.deps import Deps
+from batchway.schedules import ensure_sweeper_schedule
 from batchway.settings import Settings, get_settings
+from batchway.storage.blobstore import make_blob_store
+from batchway.storage.db import make_engine, migrate
 from batchway.temporal_client import connect
+from batchway.upstreams.pool import UpstreamPool
 from workflows.batch import BatchWorkflow
+from workflows.recovery import RecoverBatchWorkflow
+from workflows.sweeper import SweeperWorkflow
 
 
-def build_worker(client: Client, settings: Settings) -> Worker:
+def build_deps(settings: Settings) -> Deps:
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
-    acts = BatchActivities(engine, make_blob_store(settings.resolved_blob_url), settings)
+    return Deps(engine, make_blob_store(settings.resolved_blob_url), settings, UpstreamPool(settings))
+
+
+def build_worker(client: Client, settings: Settings, deps: Deps) -> Worker:
+    rows, remote, sweeper = RowActivities(deps), RemoteActivities(deps), SweeperActivities(deps, client)
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[BatchWorkflow],
+        workflows=[BatchWorkflow, RecoverBatchWorkflow, SweeperWorkflow],
         activities=[
-            acts.validate_batch,
-            acts.submit_batch,
-            acts.poll_batch,
-            acts.cancel_upstream,
-            acts.finalize_batch,
+            rows.open_batch,
+            rows.finalize_batch,
+            remote.submit_batch,
+            remote.poll_batch,
+            remote.cancel_upstream,
+            remote.collect_results,
+            sweeper.recover_orphans,
         ],
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
 
 
+@asynccontextmanager
+async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Worker]:
+    """A started worker (and the sweeper schedule), shut down with its upstream clients on exit."""
+    deps = build_deps(settings)
+    try:
+        await ensure_sweeper_schedule(client, settings)
+        async with build_worker(client, settings, deps) as worker:
+            yield worker
+    finally:
+        await deps.aclose()
+        deps.engine.dispose()
+
+
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     client = await connect(settings)
-    worker = build_worker(client, settings)
-    if stop is None:
-        await worker.run()
-        return
-    async with worker:
-        await stop.wait()
+    async with running_worker(client, settings):
+        await (stop or asyncio.Event()).wait()
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from api.state import AppState
 from batchway import tenancy
-from batchway.models import Org
+from batchway.storage.models import Org
 
 
 def get_state(request: Request) -> AppState:

@@ -10,10 +10,10 @@ from fastapi import FastAPI
 from api.errors import install_error_handlers
 from api.routes import batches, files, health
 from api.state import AppState
-from batchway.blobstore import make_blob_store
-from batchway.db import make_engine, migrate
 from batchway.http import RequestIdMiddleware
 from batchway.settings import Settings, get_settings
+from batchway.storage.blobstore import make_blob_store
+from batchway.storage.db import make_engine, migrate
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
-from batchway.blobstore import BlobStore
 from batchway.errors import APIError
 from batchway.settings import Settings
+from batchway.storage.blobstore import BlobStore
 from batchway.temporal_client import connect
 
 
@@ -33,3 +33,10 @@ class AppState:
                         503, f"The batch engine is unavailable right now: {exc}", type="server_error"
                     ) from exc
             return self._client
+
+    async def temporal_or_none(self) -> Client | None:
+        """The client if Temporal is reachable (a cancel is recorded on the row either way)."""
+        try:
+            return await self.temporal()
+        except APIError:
+            return None

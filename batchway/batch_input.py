@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 from pydantic import BaseModel
 
-from batchway.jsonl import LineTooLong, iter_lines
+from batchway.jsonl import LineTooLong, iter_lines, iter_objects
 
 MAX_RECORDED_PROBLEMS = 100
 # `\u0000` in JSON text, not preceded by an escaping backslash (`\\u0000` is the literal text).
@@ -188,3 +188,31 @@ class InputScanner:
         if self._scan.line_count == 0:
             raise InputFileError("The file is empty.", code="empty_file")
         return self._scan
+
+
+class InputIndex:
+    """Which input line each custom_id is on (a file that passed the scan has unique custom_ids)."""
+
+    def __init__(self, lines: dict[str, int]) -> None:
+        self.lines = lines
+        self._by_line: dict[int, str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def __contains__(self, custom_id: object) -> bool:
+        return custom_id in self.lines
+
+    def line_of(self, custom_id: str) -> int | None:
+        return self.lines.get(custom_id)
+
+    def custom_id_at(self, line: int) -> str | None:
+        if self._by_line is None:
+            self._by_line = {number: custom_id for custom_id, number in self.lines.items()}
+        return self._by_line.get(line)
+
+
+def read_index(stream: BinaryIO) -> InputIndex:
+    """Index a stored input file (blocking; it parses every line)."""
+    with stream:
+        return InputIndex({obj["custom_id"]: number for number, obj in iter_objects(stream)})

@@ -1,26 +1,37 @@
-"""The Batches API below HTTP: create (checks and the row), org-scoped reads, the cancel flag."""
+"""The Batches API below HTTP: create and cancel (shared by the API and the CLI), org-scoped reads.
+
+Create starts the batch's workflow *before* writing its row, and the workflow writes the row too if
+the API could not: a batch is never stored without a workflow to run it, and never runs without a row.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
-from batchway import ids
+from batchway import ids, lifecycle, tenancy
 from batchway.batch_input import InputScan
 from batchway.clock import now, now_ns
-from batchway.errors import bad_request, not_found
+from batchway.contracts import BatchSpec
+from batchway.errors import APIError, bad_request, not_found
 from batchway.files import get_file
 from batchway.ids import looks_like_id
-from batchway.models import BatchRecord, ProviderConfig
 from batchway.paging import page
+from batchway.pipeline.opening import batch_row, insert_batch_row
 from batchway.settings import Settings
+from batchway.storage.models import BatchRecord, Org, ProviderConfig
+from batchway.upstreams.registry import BATCH_ENDPOINTS, ProviderKind, get_kind
+from batchway.workflow_start import signal_cancel, start_batch_workflow
 
-SUPPORTED_ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/responses")
+log = logging.getLogger(__name__)
 COMPLETION_WINDOWS = ("24h",)
 MAX_METADATA_PAIRS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 16, 64, 512
-CANCELLABLE_STATUSES = ("validating", "in_progress")
 
 
 def check_metadata(metadata: Any) -> dict[str, str] | None:
@@ -48,7 +59,7 @@ def check_metadata(metadata: Any) -> dict[str, str] | None:
     return metadata
 
 
-def create_batch(
+def plan_batch(
     session: Session,
     settings: Settings,
     *,
@@ -58,10 +69,19 @@ def create_batch(
     endpoint: str,
     completion_window: str,
     metadata: Any,
-) -> BatchRecord:
-    if endpoint not in SUPPORTED_ENDPOINTS:
+) -> tuple[BatchSpec, ProviderKind, int]:
+    """Every check a create makes before anything is started; returns the batch to start, the kind of
+    upstream that runs it and its number of requests."""
+    kind = get_kind(provider.kind)
+    if endpoint not in BATCH_ENDPOINTS:
         raise bad_request(
-            f"Invalid endpoint '{endpoint}'; supported: {', '.join(SUPPORTED_ENDPOINTS)}.", param="endpoint"
+            f"Invalid endpoint '{endpoint}'; supported: {', '.join(BATCH_ENDPOINTS)}.", param="endpoint"
+        )
+    if endpoint not in kind.endpoints:
+        raise bad_request(
+            f"Provider '{provider.name}' ({kind.name}) does not run {endpoint} batches; it supports "
+            f"{', '.join(kind.endpoints)}.",
+            param="endpoint",
         )
     if completion_window not in COMPLETION_WINDOWS:
         raise bad_request(
@@ -85,22 +105,66 @@ def create_batch(
             code=first.code,
         )
     created = now()
-    row = BatchRecord(
+    spec = BatchSpec(
         id=ids.new_batch_id(),
         org_id=org_id,
         provider=provider.name,
         endpoint=endpoint,
         input_file_id=input_file_id,
         completion_window=completion_window,
-        status="validating",
         created_at=created,
         created_ns=now_ns(),
         expires_at=created + settings.completion_window_seconds,
-        batch_metadata=checked_metadata,
+        metadata=checked_metadata,
     )
-    session.add(row)
-    session.commit()
-    return row
+    return spec, kind, input_file.line_count or 0
+
+
+async def create_batch(
+    engine: Engine,
+    client: Client | None,
+    settings: Settings,
+    *,
+    org: Org,
+    provider_name: str | None,
+    input_file_id: str,
+    endpoint: str,
+    completion_window: str,
+    metadata: Any,
+) -> BatchRecord:
+    def plan() -> tuple[BatchSpec, ProviderKind, int]:
+        with Session(engine) as session:
+            provider = tenancy.resolve_provider(session, org.id, provider_name)
+            return plan_batch(
+                session,
+                settings,
+                org_id=org.id,
+                provider=provider,
+                input_file_id=input_file_id,
+                endpoint=endpoint,
+                completion_window=completion_window,
+                metadata=metadata,
+            )
+
+    spec, kind, line_count = await asyncio.to_thread(plan)
+    if client is None:
+        raise APIError(503, "The batch engine is unavailable right now.", type="server_error")
+    try:
+        await start_batch_workflow(
+            client, settings, spec, org_name=org.name, style=kind.style, line_count=line_count
+        )
+    except Exception as exc:  # nothing was stored: the client may simply retry
+        raise APIError(503, f"Could not start the batch: {exc}", type="server_error") from exc
+    try:
+        await asyncio.to_thread(_insert_row, engine, spec)
+    except Exception:  # the workflow writes the row itself in its first step
+        log.exception("could not write the row of %s; its workflow will", spec.id)
+    return BatchRecord.model_validate(batch_row(spec) | {"batch_metadata": spec.metadata})
+
+
+def _insert_row(engine: Engine, spec: BatchSpec) -> None:
+    with Session(engine) as session:
+        insert_batch_row(session, spec)
 
 
 def get_batch(session: Session, org_id: str, batch_id: str) -> BatchRecord:
@@ -117,18 +181,27 @@ def list_batches(
 
 
 def mark_cancelling(session: Session, org_id: str, batch_id: str) -> BatchRecord:
-    """Flag the batch `cancelling` if it is still validating or running; otherwise 400 (never 409:
-    SDKs retry 409)."""
-    row = get_batch(session, org_id, batch_id)
-    if row.status == "cancelling":
-        return row
-    result = session.execute(
-        update(BatchRecord)
-        .where(BatchRecord.id == batch_id, BatchRecord.status.in_(CANCELLABLE_STATUSES))
-        .values(status="cancelling", cancelling_at=now(), cancel_requested=True)
-    )
-    session.commit()
-    session.refresh(row)
-    if result.rowcount == 0:
-        raise bad_request(f"Cannot cancel a batch with status '{row.status}'.", param="batch_id")
+    """Record the cancel request on the row (400 if the batch can no longer be cancelled)."""
+    get_batch(session, org_id, batch_id)
+    return lifecycle.request_cancel(session, batch_id)
+
+
+async def cancel_batch(engine: Engine, client: Client | None, org_id: str, batch_id: str) -> BatchRecord:
+    """Cancel a batch: the row says `cancelling` at once, then the workflow is signalled. If the signal
+    cannot be delivered the workflow still reads the flag from the row at its next poll."""
+
+    def mark() -> BatchRecord:
+        with Session(engine, expire_on_commit=False) as session:
+            return mark_cancelling(session, org_id, batch_id)
+
+    row = await asyncio.to_thread(mark)
+    try:
+        if client is None:
+            raise RuntimeError("no connection to Temporal")
+        await signal_cancel(client, batch_id)
+    except (RPCError, RuntimeError) as exc:
+        ended = isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND
+        log.log(
+            logging.INFO if ended else logging.WARNING, "cancel signal for %s not sent: %s", batch_id, exc
+        )
     return row

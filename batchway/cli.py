@@ -13,8 +13,8 @@ import typer
 from sqlmodel import Session
 
 from batchway import tenancy
-from batchway.db import make_engine, migrate
 from batchway.settings import Settings, get_settings
+from batchway.storage.db import make_engine, migrate
 
 app = typer.Typer(help="batchway: an OpenAI-compatible Batch API gateway on Temporal.", no_args_is_help=True)
 orgs_app = typer.Typer(help="Organizations.", no_args_is_help=True)
@@ -127,7 +127,7 @@ def orgs_create(name: str, data_dir: DataDir = None) -> None:
 def orgs_list(data_dir: DataDir = None) -> None:
     from sqlmodel import select
 
-    from batchway.models import Org
+    from batchway.storage.models import Org
 
     with _session(_settings(data_dir)) as session:
         for org in session.exec(select(Org).order_by(Org.name)).all():
@@ -199,7 +199,7 @@ def batches_list(
 
 @batches_app.command("show")
 def batches_show(batch_id: str, data_dir: DataDir = None) -> None:
-    from batchway.models import BatchRecord
+    from batchway.storage.models import BatchRecord
     from batchway.wire import batch_object
 
     with _session(_settings(data_dir)) as session:
@@ -214,7 +214,7 @@ def batches_cancel(batch_id: str, data_dir: DataDir = None) -> None:
     """Cancel a batch (the same signal the API and the Temporal UI send)."""
     from batchway import batches
     from batchway.errors import APIError
-    from batchway.models import BatchRecord
+    from batchway.storage.models import BatchRecord
     from batchway.temporal_client import connect
     from batchway.workflow_start import signal_cancel
 

@@ -1,4 +1,4 @@
-"""What crosses Temporal: ids, counts and statuses only, never file bodies, prompts or keys.
+"""What crosses Temporal: ids, counts and statuses, never file bodies, prompts, completions or keys.
 
 Imported by workflow code inside the sandbox, so it keeps to light imports.
 """
@@ -11,6 +11,9 @@ from pydantic import BaseModel
 from temporalio.common import SearchAttributeKey
 
 WORKFLOW_TYPE = "BatchWorkflow"
+RECOVERY_WORKFLOW_TYPE = "RecoverBatchWorkflow"
+SWEEPER_WORKFLOW_TYPE = "SweeperWorkflow"
+SWEEPER_SCHEDULE_ID = "batchway-sweeper"
 CANCEL_SIGNAL = "cancel"
 PROGRESS_QUERY = "progress"
 
@@ -21,33 +24,50 @@ SA_ENDPOINT = SearchAttributeKey.for_keyword("BatchEndpoint")
 ALL_SEARCH_ATTRIBUTES = (SA_ORG, SA_PROVIDER, SA_STATUS, SA_ENDPOINT)
 
 Outcome = Literal["completed", "expired", "cancelled", "failed"]
+Style = Literal["remote", "executed"]
+Phase = Literal["open", "submit", "poll", "execute", "collect", "finalize"]
+
+
+class BatchSpec(BaseModel):
+    """The batch row as created: the workflow inserts it if the API could not (so a batch whose workflow
+    started always has a row, and one whose start failed never has one)."""
+
+    id: str
+    org_id: str
+    provider: str
+    endpoint: str
+    input_file_id: str
+    completion_window: str
+    created_at: int
+    created_ns: int
+    expires_at: int
+    metadata: dict[str, str] | None = None
 
 
 class BatchWorkflowInput(BaseModel):
-    batch_id: str
+    spec: BatchSpec
+    style: Style
     deadline_at: int  # unix seconds: expires_at + grace; past it an unfinished upstream is cancelled
+    cancel_grace_seconds: float  # how long to wait for an upstream to honour a cancel before giving up
     poll_min_seconds: float
     poll_max_seconds: float
     polls_per_run: int = 0  # 0: continue-as-new only when Temporal suggests it
     # Carried over on continue-as-new.
-    phase: Literal["validate", "submit", "poll"] = "validate"
+    phase: Phase = "open"
     poll_interval_seconds: float | None = None
     cancel_requested: bool = False
-    upstream_cancel_sent: bool = False
+    upstream_cancel_sent_at: float | None = None  # workflow time batchway asked the upstream to cancel
     deadline_hit: bool = False
+    outcome: Outcome | None = None
+    unreadable: int = 0  # upstream result lines that named no custom_id we could read
 
 
 class BatchRef(BaseModel):
     batch_id: str
 
 
-class CancelUpstreamInput(BaseModel):
-    batch_id: str
-    requested: bool  # True: someone asked to cancel (API, CLI, UI); False: batchway's deadline passed
-
-
-class ValidationResult(BaseModel):
-    ok: bool
+class OpenResult(BaseModel):
+    ok: bool  # False: the batch failed validation (the reasons are on its row)
     total: int = 0
 
 
@@ -55,18 +75,39 @@ class SubmitResult(BaseModel):
     ok: bool  # False: the upstream refused the batch for good (the reason is on the batch row)
 
 
-class UpstreamState(BaseModel):
-    status: str  # the upstream's own status string
-    terminal: bool
+class CancelUpstreamInput(BaseModel):
+    batch_id: str
+    requested: bool  # True: someone asked to cancel (API, CLI, UI); False: batchway's deadline passed
+
+
+class PollResult(BaseModel):
+    state: str  # the upstream's status in batchway's terms (batchway.upstreams.base.RemoteState)
+    ended: bool
+    lost: bool = False  # the upstream refuses to report on the batch for good (the reason is on the row)
     total: int = 0
     completed: int = 0
     failed: int = 0
     cancel_requested: bool = False  # the batch row says a cancel was asked for
 
 
+class CollectInput(BaseModel):
+    batch_id: str
+    outcome: Outcome
+
+
+class CollectResult(BaseModel):
+    fetched: bool  # False: the upstream refuses to hand over its results (the reason is on the row)
+    stored: int = 0  # lines newly stored by this attempt
+    unreadable: int = 0  # result lines that named no readable custom_id
+
+
 class FinalizeInput(BaseModel):
     batch_id: str
     outcome: Outcome
+    unreadable: int = 0
+    # Why a batch ends `failed` when the row does not already say (e.g. its workflow was terminated).
+    error_code: str | None = None
+    error_message: str | None = None
 
 
 class FinalizeResult(BaseModel):
@@ -79,8 +120,17 @@ class Progress(BaseModel):
     batch_id: str
     phase: str
     status: str
-    upstream_status: str | None
+    upstream_state: str | None
     completed: int
     failed: int
     total: int
     cancel_requested: bool
+
+
+class RecoverInput(BaseModel):
+    batch_id: str
+    reason: str  # shown to the batch's org as the error message
+
+
+class SweepResult(BaseModel):
+    recovered: list[str]

@@ -11,10 +11,10 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from batchway import tenancy
-from batchway.db import make_engine, migrate
-from batchway.models import Org
 from batchway.servers import embedded_server, serve_until, start_temporal_dev_server, wait_for_port
 from batchway.settings import Settings
+from batchway.storage.db import make_engine, migrate
+from batchway.storage.models import Org
 
 DEV_ORG = "default"
 DEV_PROVIDER = "openai"

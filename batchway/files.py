@@ -9,14 +9,15 @@ from sqlmodel import Session, select
 
 from batchway import ids
 from batchway.batch_input import InputFileError, InputScanner
-from batchway.blobstore import BlobStore
 from batchway.clock import now, now_ns
 from batchway.errors import APIError, bad_request, not_found
 from batchway.ids import looks_like_id
 from batchway.jsonl import read_chunks
-from batchway.models import TERMINAL_STATUSES, BatchRecord, FileRecord
+from batchway.lifecycle import TERMINAL
 from batchway.paging import page
 from batchway.settings import Settings
+from batchway.storage.blobstore import BlobStore
+from batchway.storage.models import BatchRecord, FileRecord
 
 UPLOAD_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 FILE_TTL_SECONDS = 30 * 24 * 3600  # OpenAI's default for batch files
@@ -156,6 +157,6 @@ def purge_if_deleted(session: Session, blobs: BlobStore, file_id: str) -> None:
 def _running_batch_reading(session: Session, file_id: str) -> str | None:
     return session.exec(
         select(BatchRecord.id).where(
-            BatchRecord.input_file_id == file_id, BatchRecord.status.not_in(TERMINAL_STATUSES)
+            BatchRecord.input_file_id == file_id, BatchRecord.status.not_in(TERMINAL)
         )
     ).first()

@@ -30,8 +30,10 @@ def new_file_id() -> str:
     return f"file-{_base62(24)}"
 
 
-def new_request_line_id() -> str:
-    return f"batch_req_{uuid.uuid4().hex}"
+def result_line_id(batch_id: str, custom_id: str) -> str:
+    """The `id` of a line in a batch's output or error file: the same on every retry of the step that
+    writes it, so a rewritten file is byte-identical."""
+    return "batch_req_" + hashlib.sha256(f"{batch_id}\x00{custom_id}".encode()).hexdigest()[:32]
 
 
 def new_org_id() -> str:

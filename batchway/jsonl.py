@@ -22,30 +22,46 @@ class LineTooLong(ValueError):
         self.limit = limit
 
 
-def iter_lines(chunks: Iterable[bytes], max_line_bytes: int | None = None) -> Iterator[tuple[int, bytes]]:
-    """Yield (1-based line number, line without its newline). A final newline ends the last line;
-    it does not start an empty one. Memory is bounded by the longest line, which `max_line_bytes` caps
-    (a file with no newline at all would otherwise be buffered whole)."""
-    partial = bytearray()
-    number = 0
-    for chunk in chunks:
+class LineSplitter:
+    """Splits a byte stream fed chunk by chunk into numbered lines (without their newline). Memory is
+    bounded by the longest line, which `max_line_bytes` caps (a stream with no newline at all would
+    otherwise be buffered whole). A final newline ends the last line; it does not start an empty one."""
+
+    def __init__(self, max_line_bytes: int | None = None) -> None:
+        self.max_line_bytes = max_line_bytes
+        self.number = 0
+        self._partial = bytearray()
+
+    def feed(self, chunk: bytes) -> Iterator[tuple[int, bytes]]:
         start = 0
         while (end := chunk.find(b"\n", start)) != -1:
-            number += 1
-            if partial:
-                partial += memoryview(chunk)[start:end]
-                line, partial = bytes(partial), bytearray()
+            self.number += 1
+            if self._partial:
+                self._partial += memoryview(chunk)[start:end]
+                line, self._partial = bytes(self._partial), bytearray()
             else:
                 line = chunk[start:end]
-            if max_line_bytes is not None and len(line) > max_line_bytes:
-                raise LineTooLong(number, max_line_bytes)
-            yield number, line.removesuffix(b"\r")
+            if self.max_line_bytes is not None and len(line) > self.max_line_bytes:
+                raise LineTooLong(self.number, self.max_line_bytes)
+            yield self.number, line.removesuffix(b"\r")
             start = end + 1
-        partial += memoryview(chunk)[start:]
-        if max_line_bytes is not None and len(partial) > max_line_bytes:
-            raise LineTooLong(number + 1, max_line_bytes)
-    if partial:
-        yield number + 1, bytes(partial).removesuffix(b"\r")
+        self._partial += memoryview(chunk)[start:]
+        if self.max_line_bytes is not None and len(self._partial) > self.max_line_bytes:
+            raise LineTooLong(self.number + 1, self.max_line_bytes)
+
+    def finish(self) -> Iterator[tuple[int, bytes]]:
+        if self._partial:
+            self.number += 1
+            yield self.number, bytes(self._partial).removesuffix(b"\r")
+            self._partial = bytearray()
+
+
+def iter_lines(chunks: Iterable[bytes], max_line_bytes: int | None = None) -> Iterator[tuple[int, bytes]]:
+    """Yield (1-based line number, line without its newline) of a whole stream given as chunks."""
+    splitter = LineSplitter(max_line_bytes)
+    for chunk in chunks:
+        yield from splitter.feed(chunk)
+    yield from splitter.finish()
 
 
 def iter_objects(stream: BinaryIO) -> Iterator[tuple[int, Any]]:

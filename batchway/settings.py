@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     # cancels an upstream that overruns and ends the batch `expired`.
     completion_window_seconds: int = 24 * 3600
     deadline_grace_seconds: int = 3600
+    # After batchway asks an upstream to cancel (a cancel request, or the deadline), how long it waits for
+    # the upstream to stop before it ends the batch with whatever results it can still download.
+    cancel_grace_seconds: float = 900.0
+    # How often the sweeper looks for batches whose workflow was terminated in Temporal.
+    sweep_interval_seconds: float = 60.0
     # Continue-as-new after this many polls in one run (0: only when Temporal suggests it). Long batches
     # stay far below the history limits either way; a small value exercises the carry-over in tests.
     polls_per_run: int = 0
@@ -44,7 +49,7 @@ class Settings(BaseSettings):
 
     @property
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{(self.data_dir / 'batchway.db').resolve()}"
+        return self.database_url or f"sqlite:///{(self.data_dir / 'batchway.storage.db').resolve()}"
 
     @property
     def resolved_blob_url(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from sqlmodel import Session, select
 
@@ -10,9 +11,9 @@ from batchway import ids
 from batchway.clock import now
 from batchway.errors import bad_request, unauthorized
 from batchway.ids import looks_like_id
-from batchway.models import ApiKey, Org, ProviderConfig
+from batchway.storage.models import ApiKey, Org, ProviderConfig
+from batchway.upstreams.registry import get_kind
 
-PROVIDER_KINDS = ("openai",)
 PROVIDER_HEADER = "batchway-provider"
 
 
@@ -57,18 +58,24 @@ def org_for_key(session: Session, key: str | None) -> Org:
 
 
 def set_provider(
-    session: Session, org: Org, name: str, *, kind: str, api_key: str | None, base_url: str | None
+    session: Session,
+    org: Org,
+    name: str,
+    *,
+    kind: str,
+    api_key: str | None,
+    base_url: str | None,
+    options: dict[str, Any] | None = None,
 ) -> ProviderConfig:
     if not looks_like_id(name):
         raise ValueError(f"provider names use letters, digits, '-' and '_' only: {name!r}")
-    if kind not in PROVIDER_KINDS:
-        raise ValueError(f"unknown provider kind {kind!r}; known: {', '.join(PROVIDER_KINDS)}")
+    checked = get_kind(kind).check_options(options)
     row = session.exec(
         select(ProviderConfig).where(ProviderConfig.org_id == org.id, ProviderConfig.name == name)
     ).first()
     if row is None:
         row = ProviderConfig(org_id=org.id, name=name, kind=kind, created_at=now())
-    row.kind, row.api_key, row.base_url = kind, api_key, base_url
+    row.kind, row.api_key, row.base_url, row.options = kind, api_key, base_url, checked or None
     session.add(row)
     session.commit()
     return row

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from batchway.models import BatchRecord, FileRecord
+from batchway.storage.models import BatchRecord, FileRecord
 
 EMPTY_USAGE: dict[str, Any] = {
     "input_tokens": 0,

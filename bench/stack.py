@@ -213,7 +213,7 @@ def running_stack(
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
             data_dir=data_dir,
-            database_url=f"sqlite:///{data_dir / 'batchway.db'}",
+            database_url=f"sqlite:///{data_dir / 'batchway.storage.db'}",
         )
         stack.api_key = ensure_dev_tenant(settings, upstream_url, SIMULATOR_KEY)
 

@@ -26,12 +26,12 @@ from temporalio.testing import WorkflowEnvironment
 from api.main import create_app
 from batchway import tenancy
 from batchway.contracts import ALL_SEARCH_ATTRIBUTES
-from batchway.db import make_engine, migrate
 from batchway.servers import free_port, temporal_binary
 from batchway.settings import Settings
 from batchway.simulator import SimulatorConfig, create_simulator_app
+from batchway.storage.db import make_engine, migrate
 from tests.servers import serve_in_thread
-from worker import build_worker
+from worker import running_worker
 
 PG_ADMIN_URL = os.environ.get("BATCHWAY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 SIMULATOR_KEY = "sim-test-key"
@@ -62,7 +62,7 @@ def base_settings(tmp_path_factory: pytest.TempPathFactory, temporal_env: Workfl
 
 @pytest_asyncio.fixture(scope="session")
 async def worker(temporal_env: WorkflowEnvironment, base_settings: Settings) -> AsyncIterator[None]:
-    async with build_worker(temporal_env.client, base_settings):
+    async with running_worker(temporal_env.client, base_settings):
         yield
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from batchway.blobstore import BlobStore, LocalBlobStore, S3BlobStore, make_blob_store
+from batchway.storage.blobstore import BlobStore, LocalBlobStore, S3BlobStore, make_blob_store
 from tests.conftest import S3_BUCKET as BUCKET
 
 MB = 1024 * 1024

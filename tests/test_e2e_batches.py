@@ -16,12 +16,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: F401
 
 from batchway import batches
 from batchway.contracts import SA_ORG, SA_PROVIDER, SA_STATUS
-from batchway.db import make_engine
-from batchway.models import BatchRecord, FileRecord, RequestLog
 from batchway.servers import free_port
+from batchway.storage.db import make_engine
+from batchway.storage.models import BatchRecord, FileRecord, RequestLog
 from tests.batch_helpers import chat_line, content, submit, upload, wait_for
 from tests.conftest import S3_BUCKET
-from worker import build_worker
+from worker import running_worker
 
 pytestmark = pytest.mark.usefixtures("worker")
 REPLAY_DIR = Path(__file__).parent / "replay" / "histories"
@@ -183,7 +183,7 @@ async def test_worker_restarted_mid_batch(
     lines = [chat_line(f"w-{i}", f"line {i}") for i in range(30)]
     settings = base_settings.model_copy(update={"task_queue": queue})
 
-    async with build_worker(temporal_env.client, settings):
+    async with running_worker(temporal_env.client, settings):
         created = await submit(client, lines)
         await wait_for(client, created.id, {"in_progress"})
     # No worker now: the batch stays readable and does not move.
@@ -191,7 +191,7 @@ async def test_worker_restarted_mid_batch(
     paused = await client.batches.retrieve(created.id)
     assert paused.status == "in_progress"
 
-    async with build_worker(temporal_env.client, settings):
+    async with running_worker(temporal_env.client, settings):
         batch = await wait_for(client, created.id, timeout=60)
     assert batch.status == "completed"
     assert batch.request_counts.completed == 30
@@ -227,7 +227,7 @@ async def test_happy_path_on_postgres(
     lines = [chat_line(f"p-{i}", f"postgres {i}") for i in range(4)] + [
         chat_line("p-x", "SIMULATE_ERROR_429")
     ]
-    async with build_worker(temporal_env.client, settings):
+    async with running_worker(temporal_env.client, settings):
         batch = await wait_for(client, (await submit(client, lines)).id)
     assert batch.status == "completed"
     assert (batch.request_counts.completed, batch.request_counts.failed) == (4, 1)
@@ -356,12 +356,14 @@ async def test_batch_on_s3_blob_storage(
     _, key = new_org({"openai": start_simulator()})
     client = client_for(key, url=api)
     lines = [chat_line(f"s3-{i}", f"stored remotely {i}") for i in range(6)]
-    async with build_worker(temporal_env.client, settings):
+    async with running_worker(temporal_env.client, settings):
         created = await submit(client, lines)
         batch = await wait_for(client, created.id)
     assert batch.status == "completed" and batch.request_counts.completed == 6
     output = await content(client, batch.output_file_id)
     assert "stored remotely 3" in output["s3-3"]["response"]["body"]["choices"][0]["message"]["content"]
-    stored = s3_client.list_objects_v2(Bucket=S3_BUCKET, Prefix=f"{prefix}/")["Contents"]
-    assert len(stored) == 2  # the input file and the output file, nothing else
+    stored = [o["Key"] for o in s3_client.list_objects_v2(Bucket=S3_BUCKET, Prefix=f"{prefix}/")["Contents"]]
+    chunks = [key for key in stored if f"/results/{batch.id}/" in key]
+    assert len(stored) - len(chunks) == 2  # the input file and the output file
+    assert chunks  # and the stored results they were assembled from
     assert not (Path(base_settings.data_dir) / "blobs" / prefix).exists()

@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from batchway.providers.base import BATCHWAY_TAG
+from batchway.upstreams.base import BATCHWAY_TAG
 from tests.batch_helpers import chat_line, content, submit, wait_for
 from tests.servers import serve_in_thread
 

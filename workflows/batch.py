@@ -1,77 +1,60 @@
 """BatchWorkflow: one durable run per batch (workflow id = batch id).
 
-validate -> submit upstream -> poll with durable, backing-off timers (a cancel signal interrupts the
-wait at once) -> finalize (result files, request log, final status). Only ids and counts pass through
-here; the batch row in SQL is the read model that activities keep current.
+open (row + input checks) -> remote upstream: submit -> poll with durable, backing-off timers -> collect
+results -> finalize (result files, totals, final status).
+
+A cancel (the `cancel` signal from the API, the CLI or the Temporal UI, or a workflow cancellation
+requested in Temporal) interrupts any wait at once. Every wait has an end: past the deadline batchway
+cancels the upstream, and an upstream that ignores a cancel is given up on after the cancel grace, with
+whatever results it will still hand over. Only ids and counts pass through here; activities keep the
+batch row (the read model) current.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from datetime import timedelta
-from typing import Literal
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
-from temporalio.workflow import ActivityCancellationType
+from temporalio.workflow import ActivityHandle
 
 with workflow.unsafe.imports_passed_through():
-    from activities.batch import BatchActivities
+    from activities.remote import RemoteActivities
+    from activities.rows import RowActivities
     from batchway.contracts import (
         CANCEL_SIGNAL,
         PROGRESS_QUERY,
         SA_STATUS,
+        WORKFLOW_TYPE,
         BatchRef,
         BatchWorkflowInput,
         CancelUpstreamInput,
+        CollectInput,
+        CollectResult,
         FinalizeInput,
         Outcome,
+        PollResult,
         Progress,
-        UpstreamState,
+        SubmitResult,
     )
+    from workflows.options import CANCEL, COLLECT, FINALIZE, OPEN, POLL, SUBMIT
 
-QUICK = dict(
-    start_to_close_timeout=timedelta(minutes=2),
-    retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60)),
-)
-# A poll that keeps failing gives the loop back its turn: the next timer polls again.
-POLL = dict(
-    start_to_close_timeout=timedelta(minutes=2),
-    retry_policy=RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        maximum_interval=timedelta(seconds=30),
-        maximum_attempts=5,
-        non_retryable_error_types=["UpstreamPermanent"],
-    ),
-)
-# Uploading 200 MB can take a while: the attempt heartbeats, so a dead worker is noticed and a cancel
-# reaches it within seconds; the workflow waits for it to stop before cancelling upstream.
-SUBMIT = dict(
-    start_to_close_timeout=timedelta(minutes=30),
-    heartbeat_timeout=timedelta(seconds=10),
-    cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60)),
-)
-FINALIZE = dict(
-    start_to_close_timeout=timedelta(minutes=30),
-    heartbeat_timeout=None,
-    retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=2)),
-)
-# Upstream cancel takes up to ~10 min; re-poll quickly while it winds down.
+# While an upstream winds a cancelled batch down, look again this often.
 CANCEL_POLL_SECONDS = 2.0
 
 
-@workflow.defn(name="BatchWorkflow")
+@workflow.defn(name=WORKFLOW_TYPE)
 class BatchWorkflow:
     @workflow.init
     def __init__(self, state: BatchWorkflowInput) -> None:
         self.state = state
-        if state.phase == "validate":
-            self.status = "validating"
-        else:  # a continued run picks up where the previous one stopped
-            self.status = "cancelling" if state.cancel_requested else "in_progress"
-        self.upstream: UpstreamState | None = None
+        self.status = "validating" if state.phase in ("open", "submit") else "in_progress"
+        if state.cancel_requested and state.phase != "finalize":
+            self.status = "cancelling"
+        self.poll: PollResult | None = None
+        self._submit: ActivityHandle[SubmitResult] | None = None
 
     @workflow.signal(name=CANCEL_SIGNAL)
     def cancel(self) -> None:
@@ -79,108 +62,127 @@ class BatchWorkflow:
 
     @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> Progress:
-        upstream = self.upstream
+        poll = self.poll
         return Progress(
-            batch_id=self.state.batch_id,
+            batch_id=self.state.spec.id,
             phase=self.state.phase,
             status=self.status,
-            upstream_status=upstream.status if upstream else None,
-            completed=upstream.completed if upstream else 0,
-            failed=upstream.failed if upstream else 0,
-            total=upstream.total if upstream else 0,
+            upstream_state=poll.state if poll else None,
+            completed=poll.completed if poll else 0,
+            failed=poll.failed if poll else 0,
+            total=poll.total if poll else 0,
             cancel_requested=self.state.cancel_requested,
         )
 
-    def _set_status(self, status: str) -> None:
-        if status != self.status:
-            self.status = status
-            workflow.upsert_search_attributes([SA_STATUS.value_set(status)])
-        counts = ""
-        if self.upstream:
-            counts = (
-                f": {self.upstream.completed + self.upstream.failed}/{self.upstream.total} done, "
-                f"{self.upstream.failed} failed"
-            )
-        workflow.set_current_details(f"**{status}**{counts}")
-
     @workflow.run
     async def run(self, state: BatchWorkflowInput) -> str:
-        ref = BatchRef(batch_id=state.batch_id)
-        if state.phase == "validate":
-            validation = await workflow.execute_activity_method(
-                BatchActivities.validate_batch, ref, summary="validate input lines", **QUICK
+        # The batch runs in its own task: a cancellation requested in Temporal cancels only this (the
+        # primary) task, and is turned into the same cancel the signal asks for.
+        body = asyncio.create_task(self._advance())
+        cancelled_in_temporal = False
+        while True:
+            try:
+                await workflow.wait_condition(body.done)
+                break
+            except asyncio.CancelledError:
+                if workflow.cancellation_reason() is None:
+                    raise
+                cancelled_in_temporal = True
+                self.cancel()
+        status = body.result()
+        if cancelled_in_temporal:  # the batch ended cleanly; show the run as cancelled in Temporal too
+            raise asyncio.CancelledError(f"batch ended {status}")
+        return status
+
+    # -- phases ------------------------------------------------------------------------------------------
+
+    async def _advance(self) -> str:
+        state = self.state
+        ref = BatchRef(batch_id=state.spec.id)
+        if state.phase == "open":
+            opened = await workflow.execute_activity_method(
+                RowActivities.open_batch, state.spec, summary="check the input", **OPEN
             )
-            if not validation.ok:
-                return await self._finalize("failed")
-            state.phase = "submit"
+            if opened.ok:
+                state.phase = "submit"
+            else:
+                state.outcome, state.phase = "failed", "finalize"
         if state.phase == "submit":
-            submitted = await self._submit(ref)
-            # Cancelled before or while the upstream batch was created: cancel any that exists and, if
-            # one does, poll it until it stops so its finished lines are kept.
-            if submitted == "cancelled" and not await self._cancel_upstream(requested=True):
-                return await self._finalize("cancelled")
-            if submitted in ("failed", "expired"):
-                return await self._finalize(submitted)
-            state.phase = "poll"
-            if submitted == "ok":
-                self._set_status("in_progress")
-        return await self._poll_until_done()
+            await self._submit_phase(ref)
+        if state.phase == "poll":
+            await self._poll_phase(ref)
+        if state.phase == "collect":
+            await self._collect_phase()
+        return await self._finalize()
 
-    async def _submit(self, ref: BatchRef) -> Literal["ok", "cancelled", "failed", "expired"]:
+    async def _submit_phase(self, ref: BatchRef) -> None:
         """Submit upstream, unless a cancel arrives first (it interrupts a submit stuck in retries)."""
-        if self.state.cancel_requested:
-            return "cancelled"
-        submit = workflow.start_activity_method(
-            BatchActivities.submit_batch,
-            ref,
-            summary="submit to upstream",
-            schedule_to_close_timeout=self._until_deadline(minimum=60),
-            **SUBMIT,
-        )
-        await workflow.wait_condition(lambda: submit.done() or self.state.cancel_requested)
-        if not submit.done():
-            submit.cancel()
-        try:
-            result = await submit
-        except ActivityError:
-            # Cancelled by us, or the upstream stayed unreachable until the deadline: nothing ran.
-            return "cancelled" if self.state.cancel_requested else "expired"
-        return "ok" if result.ok else "failed"
+        state = self.state
+        result: SubmitResult | None = None
+        if not state.cancel_requested:
+            if self._submit is None:
+                self._submit = workflow.start_activity_method(
+                    RemoteActivities.submit_batch,
+                    ref,
+                    summary="submit to upstream",
+                    schedule_to_close_timeout=self._until(state.deadline_at, minimum=60),
+                    **SUBMIT,
+                )
+            submit = self._submit
+            await workflow.wait_condition(lambda: submit.done() or state.cancel_requested)
+            if not submit.done():
+                submit.cancel()
+            with contextlib.suppress(ActivityError):  # cancelled by us, or unreachable until the deadline
+                result = await submit
+        if result is not None:
+            if result.ok:
+                state.phase = "poll"
+                self._show("in_progress")
+            else:
+                state.outcome, state.phase = "failed", "finalize"
+            return
+        # Cancelled, or the deadline passed while submitting: an attempt may still have created an
+        # upstream batch. Cancel it if so, and poll it until it stops so its finished lines are kept.
+        if not state.cancel_requested:
+            state.deadline_hit = True
+        if await self._cancel_upstream(requested=state.cancel_requested):
+            state.phase = "poll"
+        else:
+            state.outcome, state.phase = ("cancelled" if state.cancel_requested else "expired"), "finalize"
 
-    async def _poll_until_done(self) -> str:
+    async def _poll_phase(self, ref: BatchRef) -> None:
         state = self.state
         interval = state.poll_interval_seconds or state.poll_min_seconds
-        ref = BatchRef(batch_id=state.batch_id)
         polls_this_run = 0
         while True:
-            if state.cancel_requested and not state.upstream_cancel_sent:
-                await self._cancel_upstream(requested=True)
-            elif workflow.now().timestamp() >= state.deadline_at and not state.upstream_cancel_sent:
-                state.deadline_hit = True
-                await self._cancel_upstream(requested=False)
+            now = workflow.now().timestamp()
+            if state.upstream_cancel_sent_at is None:
+                if state.cancel_requested:
+                    await self._cancel_upstream(requested=True)
+                elif now >= state.deadline_at:
+                    state.deadline_hit = True
+                    await self._cancel_upstream(requested=False)
+            elif now >= state.upstream_cancel_sent_at + state.cancel_grace_seconds:
+                # The upstream ignores our cancel: stop waiting and keep whatever it will hand over.
+                state.outcome, state.phase = ("expired" if state.deadline_hit else "cancelled"), "collect"
+                return
             try:
-                self.upstream = await workflow.execute_activity_method(
-                    BatchActivities.poll_batch, ref, summary="poll upstream batch", **POLL
+                self.poll = await workflow.execute_activity_method(
+                    RemoteActivities.poll_batch, ref, summary="poll upstream batch", **POLL
                 )
-            except ActivityError as err:
-                workflow.logger.warning(
-                    "poll of %s failed, retrying on the next tick: %s", state.batch_id, err
-                )
+            except ActivityError as err:  # the next tick polls again; the deadline bounds the whole wait
+                workflow.logger.warning("poll of %s failed: %s", state.spec.id, err)
             else:
-                if self.upstream.cancel_requested:
+                if self.poll.cancel_requested:
                     state.cancel_requested = True  # recorded by the API even if its signal was lost
-                if self.upstream.terminal:
-                    return await self._finalize(self._outcome(self.upstream.status))
-                self._set_status(self.status)
-            wait = CANCEL_POLL_SECONDS if state.upstream_cancel_sent else interval
-            if not state.upstream_cancel_sent:
-                wait = min(wait, max(1.0, state.deadline_at - workflow.now().timestamp()))
-            with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(
-                    lambda: state.cancel_requested and not state.upstream_cancel_sent,
-                    timeout=timedelta(seconds=wait),
-                    timeout_summary="wait before the next poll",
-                )
+                if self.poll.lost:
+                    state.outcome, state.phase = "failed", "finalize"
+                    return
+                if self.poll.ended:
+                    state.outcome, state.phase = self._outcome(self.poll.state), "collect"
+                    return
+                self._show(self.status)
+            await self._wait_before_next_poll(interval)
             interval = min(interval * 2, state.poll_max_seconds)
             state.poll_interval_seconds = interval
             polls_this_run += 1
@@ -188,36 +190,91 @@ class BatchWorkflow:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(state)
 
-    async def _cancel_upstream(self, *, requested: bool) -> bool:
-        self.state.upstream_cancel_sent = True
-        if requested:
-            self._set_status("cancelling")
-        return await workflow.execute_activity_method(
-            BatchActivities.cancel_upstream,
-            CancelUpstreamInput(batch_id=self.state.batch_id, requested=requested),
-            summary="cancel upstream batch",
-            **QUICK,
-        )
+    async def _wait_before_next_poll(self, interval: float) -> None:
+        state = self.state
+        now = workflow.now().timestamp()
+        if state.upstream_cancel_sent_at is None:
+            wait = min(interval, max(1.0, state.deadline_at - now))
+        else:
+            give_up_at = state.upstream_cancel_sent_at + state.cancel_grace_seconds
+            wait = max(0.1, min(CANCEL_POLL_SECONDS, give_up_at - now))
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: state.cancel_requested and state.upstream_cancel_sent_at is None,
+                timeout=timedelta(seconds=wait),
+                timeout_summary="wait before the next poll",
+            )
 
-    def _outcome(self, upstream_status: str) -> Outcome:
-        if self.state.deadline_hit and upstream_status in ("cancelled", "expired"):
-            return "expired"
-        if upstream_status in ("completed", "expired", "cancelled", "failed"):
-            return upstream_status  # type: ignore[return-value]
-        return "failed"
+    async def _collect_phase(self) -> None:
+        state = self.state
+        assert state.outcome is not None
+        try:
+            collected: CollectResult = await workflow.execute_activity_method(
+                RemoteActivities.collect_results,
+                CollectInput(batch_id=state.spec.id, outcome=state.outcome),
+                summary=f"store upstream results ({state.outcome})",
+                **COLLECT,
+            )
+        except ActivityError as err:
+            # The results could not be fetched within the collect budget: the lines end as failed.
+            workflow.logger.warning("collecting results of %s failed: %s", state.spec.id, err)
+            state.outcome = "failed"
+        else:
+            state.unreadable = collected.unreadable
+            if not collected.fetched:
+                state.outcome = "failed"
+        state.phase = "finalize"
 
-    async def _finalize(self, outcome: Outcome) -> str:
+    async def _finalize(self) -> str:
+        state = self.state
+        state.phase = "finalize"
+        outcome = state.outcome or "failed"
         if outcome in ("completed", "expired"):
-            self._set_status("finalizing")
+            self._show("finalizing")
         result = await workflow.execute_activity_method(
-            BatchActivities.finalize_batch,
-            FinalizeInput(batch_id=self.state.batch_id, outcome=outcome),
+            RowActivities.finalize_batch,
+            FinalizeInput(batch_id=state.spec.id, outcome=outcome, unreadable=state.unreadable),
             summary=f"write result files ({outcome})",
             **FINALIZE,
         )
-        self._set_status(result.status)
+        self._show(result.status, f"{result.completed} completed, {result.failed} failed")
         return result.status
 
-    def _until_deadline(self, minimum: float) -> timedelta:
-        left = self.state.deadline_at - workflow.now().timestamp()
-        return timedelta(seconds=max(minimum, left))
+    # -- helpers -----------------------------------------------------------------------------------------
+
+    async def _cancel_upstream(self, *, requested: bool) -> bool:
+        """Ask the upstream to stop; returns whether an upstream batch (may) exist."""
+        self.state.upstream_cancel_sent_at = workflow.now().timestamp()
+        if requested:
+            self._show("cancelling")
+        try:
+            return await workflow.execute_activity_method(
+                RemoteActivities.cancel_upstream,
+                CancelUpstreamInput(batch_id=self.state.spec.id, requested=requested),
+                summary="cancel upstream batch",
+                **CANCEL,
+            )
+        except ActivityError as err:  # unknown: keep polling; the cancel grace bounds the wait
+            workflow.logger.warning("cancel of %s upstream failed: %s", self.state.spec.id, err)
+            return True
+
+    def _outcome(self, upstream_state: str) -> Outcome:
+        if self.state.deadline_hit and upstream_state in ("cancelled", "expired"):
+            return "expired"
+        if upstream_state in ("completed", "expired", "cancelled", "failed"):
+            return upstream_state  # type: ignore[return-value]
+        return "failed"
+
+    def _show(self, status: str, detail: str | None = None) -> None:
+        """Keep the Temporal UI current: the status search attribute and a live progress line."""
+        if status != self.status:
+            self.status = status
+            workflow.upsert_search_attributes([SA_STATUS.value_set(status)])
+        if detail is None and self.poll:
+            poll = self.poll
+            detail = f"{poll.completed + poll.failed}/{poll.total} done, {poll.failed} failed"
+        workflow.set_current_details(f"**{status}**" + (f": {detail}" if detail else ""))
+
+    @staticmethod
+    def _until(timestamp: float, *, minimum: float) -> timedelta:
+        return timedelta(seconds=max(minimum, timestamp - workflow.now().timestamp()))

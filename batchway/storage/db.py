@@ -6,14 +6,16 @@ import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
-from sqlmodel import create_engine
+from sqlmodel import Session, create_engine
 
-from batchway import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from batchway.storage import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 MIGRATION_LOCK_KEY = 0x62617463  # any constant shared by every batchway process ("batc")
 # Sync routes run on up to 40 threadpool threads; keep a connection for each instead of queueing.
@@ -85,3 +87,15 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def insert_ignoring_conflicts(
+    session: Session, model: type[Any], rows: list[dict[str, Any]], conflict_columns: list[str]
+) -> int:
+    """INSERT rows, skipping any that collide on `conflict_columns` (first writer wins); returns how many
+    were inserted. One statement, so call it with bounded batches."""
+    if not rows:
+        return 0
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(model).values(rows).on_conflict_do_nothing(index_elements=conflict_columns)
+    return session.execute(statement).rowcount

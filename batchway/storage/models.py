@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
-
-TERMINAL_STATUSES = frozenset({"failed", "completed", "expired", "cancelled"})
 
 
 class Org(SQLModel, table=True):
@@ -35,9 +33,11 @@ class ProviderConfig(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     org_id: str = Field(index=True, foreign_key="org.id")
     name: str  # what the `batchway-provider` header names
-    kind: str  # which adapter runs it: "openai" (more kinds later)
+    kind: str  # which adapter runs it (batchway.upstreams.registry)
     api_key: str | None = None
     base_url: str | None = None
+    # Kind-specific settings, validated by the kind's options model (e.g. fan-out rate limits).
+    options: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     created_at: int
 
 
@@ -87,27 +87,32 @@ class BatchRecord(SQLModel, table=True):
     usage: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     batch_metadata: dict[str, str] | None = Field(default=None, sa_column=Column("metadata", JSON))
     cancel_requested: bool = False
-    # Upstream bookkeeping: never shown to clients.
-    upstream_input_file_id: str | None = None
-    upstream_batch_id: str | None = None
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
+    # Upstream bookkeeping, never shown to clients: the adapter's own record of what it created upstream
+    # (its checkpoint across retried submits), and when the first submit attempt began (a retry looks for
+    # upstream batches created since then before creating another).
+    upstream: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    submit_started_at: int | None = None
 
 
 class RequestLog(SQLModel, table=True):
-    """One row per batch line, written once when its result is known: the per-line record."""
+    """One row per batch line, written once (first writer wins) when its result is known: the per-line
+    record, and the fan-out checkpoint. The line's full result sits in a result chunk blob at
+    `chunk_key`, bytes [chunk_offset, chunk_offset + chunk_length)."""
 
-    __table_args__ = (UniqueConstraint("batch_id", "custom_id"),)
+    __table_args__ = (
+        UniqueConstraint("batch_id", "custom_id"),
+        Index("ix_requestlog_batch_chunk", "batch_id", "chunk_key", "chunk_offset"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     org_id: str = Field(index=True)
-    batch_id: str = Field(index=True)
+    batch_id: str
     custom_id: str
     line: int | None = None
+    source: str = "batch"
     provider: str
     endpoint: str
     model: str | None = None
+    ok: bool = False  # in the output file (2xx answer) rather than the error file
     status_code: int | None = None  # null when the line never got an HTTP response
     error_code: str | None = None
     request_id: str | None = None
@@ -116,4 +121,17 @@ class RequestLog(SQLModel, table=True):
     total_tokens: int = 0
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    latency_ms: int | None = None
+    chunk_key: str
+    chunk_offset: int = Field(sa_column=Column(BigInteger, nullable=False))
+    chunk_length: int
+    created_at: int
+
+
+class ResultChunk(SQLModel, table=True):
+    """A blob of result lines, recorded before it is written so a write cut short by a crash is still
+    known and can be removed once the batch ends."""
+
+    key: str = Field(primary_key=True)
+    batch_id: str = Field(index=True)
     created_at: int

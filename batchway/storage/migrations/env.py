@@ -1,11 +1,11 @@
-"""Alembic environment: always run from `batchway.db.migrate` with a live connection."""
+"""Alembic environment: always run from `batchway.storage.db.migrate` with a live connection."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlmodel import SQLModel
 
-from batchway import models  # noqa: F401  (registers the tables)
+from batchway.storage import models  # noqa: F401  (registers the tables)
 
 connection = context.config.attributes["connection"]
 context.configure(

@@ -1,0 +1,28 @@
+"""Activities that open and close a batch: its row and input checks, and its final files and status."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from activities.errors import classified
+from activities.heartbeat import heartbeating
+from batchway.contracts import BatchSpec, FinalizeInput, FinalizeResult, OpenResult
+from batchway.pipeline import finalize, opening
+from batchway.pipeline.deps import Deps
+
+
+class RowActivities:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    @activity.defn
+    async def open_batch(self, spec: BatchSpec) -> OpenResult:
+        deps = self.deps
+        async with classified(), heartbeating():
+            return await deps.blocking(opening.open_batch, deps.engine, deps.blobs, deps.settings, spec)
+
+    @activity.defn
+    async def finalize_batch(self, request: FinalizeInput) -> FinalizeResult:
+        async with classified(), heartbeating():
+            # Progress is reported by the loop's heartbeats; the thread's beats are a no-op hook.
+            return await self.deps.blocking(finalize.finalize, self.deps, request, lambda: None)

@@ -1,0 +1,224 @@
+"""The steps of a batch on a remote upstream (one that runs whole batches): submit, poll, cancel and
+collect its results. Each step is safe to retry: what was created upstream is recorded on the batch
+row (`upstream`) before the next non-idempotent call, and results are stored first-writer-wins.
+
+Retryable upstream errors propagate (Temporal retries the step); a permanent refusal is recorded on the
+batch row and reported in the step's result.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from batchway import lifecycle
+from batchway.batch_input import InputIndex, LineProblem
+from batchway.clock import now
+from batchway.contracts import CollectResult, Outcome, PollResult, SubmitResult
+from batchway.pipeline.deps import Deps
+from batchway.pipeline.inputs import input_index, line_count, open_input
+from batchway.results.sink import FLUSH_LINES, BatchLabels, ResultSink
+from batchway.results.stored import stored_custom_ids
+from batchway.storage.models import BatchRecord
+from batchway.upstreams.base import PermanentUpstreamError, RemoteUpstream, SubmitJob
+from batchway.upstreams.result_line import (
+    BATCH_CANCELLED,
+    BATCH_EXPIRED,
+    UPSTREAM_RESULT_UNREADABLE,
+    ResultLine,
+    UnreadableResult,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _error(code: str, message: str) -> list[dict[str, Any]]:
+    return [LineProblem(code=code, message=message).model_dump()]
+
+
+async def _load(deps: Deps, batch_id: str) -> BatchRecord:
+    return await deps.blocking(lifecycle.load, deps.engine, batch_id)
+
+
+async def _remote(deps: Deps, batch: BatchRecord) -> RemoteUpstream:
+    upstream = await deps.upstream(batch)
+    assert isinstance(upstream, RemoteUpstream), f"provider {batch.provider} does not run whole batches"
+    return upstream
+
+
+def _job(deps: Deps, batch: BatchRecord) -> SubmitJob:
+    async def save(checkpoint: dict[str, Any]) -> None:
+        await deps.blocking(lifecycle.transition, deps.engine, batch.id, upstream=checkpoint)
+
+    return SubmitJob(
+        batch_id=batch.id,
+        endpoint=batch.endpoint,
+        model=batch.model,
+        line_count=0,
+        started_at=batch.submit_started_at or now(),
+        open_input=lambda: open_input(deps, batch),
+        checkpoint=dict(batch.upstream or {}),
+        save=save,
+    )
+
+
+async def submit(deps: Deps, batch_id: str) -> SubmitResult:
+    """Create the upstream batch (at most once across retries) and move the batch to `in_progress`."""
+    batch = await _load(deps, batch_id)
+    if batch.upstream and "batch_id" in batch.upstream:
+        return SubmitResult(ok=True)
+    if batch.submit_started_at is None:  # recorded before anything is sent: a retry searches from here
+        batch = await deps.blocking(lifecycle.transition, deps.engine, batch_id, submit_started_at=now())
+    total = await deps.blocking(line_count, deps, batch)
+    try:
+        upstream = await _remote(deps, batch)
+        job = _job(deps, batch)
+        job.line_count = total
+        ref = await upstream.submit(job)
+    except PermanentUpstreamError as exc:
+        message = f"The upstream refused the batch: {exc}"
+        await deps.blocking(
+            lifecycle.transition, deps.engine, batch_id, errors=_error("upstream_error", message)
+        )
+        return SubmitResult(ok=False)
+    await deps.blocking(
+        lifecycle.transition, deps.engine, batch_id, lifecycle.Status.IN_PROGRESS, upstream=ref, total=total
+    )
+    return SubmitResult(ok=True)
+
+
+async def poll(deps: Deps, batch_id: str) -> PollResult:
+    """Read the upstream batch once and mirror its progress into the batch row."""
+    batch = await _load(deps, batch_id)
+    ref = batch.upstream or {}
+    if "batch_id" not in ref:  # nothing was created upstream (cancel_upstream looked for it)
+        return PollResult(state="cancelled", ended=True, cancel_requested=batch.cancel_requested)
+    try:
+        status = await (await _remote(deps, batch)).status(ref)
+    except PermanentUpstreamError as exc:
+        # The upstream lost or refuses our batch for good (deleted, key revoked): the batch fails.
+        message = f"The upstream batch is gone: {exc}"
+        await deps.blocking(
+            lifecycle.transition, deps.engine, batch_id, errors=_error("upstream_error", message)
+        )
+        return PollResult(state="failed", ended=True, lost=True)
+    fields: dict[str, Any] = {"completed": status.completed, "failed": status.failed}
+    if status.total:
+        fields["total"] = status.total
+    if status.usage:
+        fields["usage"] = status.usage
+    if status.state == "failed":
+        fields["errors"] = status.errors or _error("upstream_failed", "The upstream batch failed.")
+    await deps.blocking(lifecycle.transition, deps.engine, batch_id, **fields)
+    return PollResult(
+        state=status.state,
+        ended=status.ended,
+        total=status.total,
+        completed=status.completed,
+        failed=status.failed,
+        cancel_requested=batch.cancel_requested,
+    )
+
+
+async def cancel(deps: Deps, batch_id: str, *, requested: bool) -> bool:
+    """Ask the upstream to stop the batch; returns whether an upstream batch exists (a submit attempt
+    cut short may have created one without recording it: it is looked up by its tag)."""
+    if requested:  # a cancel signalled from the Temporal UI never passed through the API: record it too
+        await deps.blocking(
+            lifecycle.transition, deps.engine, batch_id, lifecycle.Status.CANCELLING, cancel_requested=True
+        )
+    batch = await _load(deps, batch_id)
+    ref = dict(batch.upstream or {})
+    if batch.submit_started_at is None and not ref:
+        return False  # nothing was ever sent upstream
+    upstream = await _remote(deps, batch)
+    if "batch_id" not in ref:
+        found = await upstream.find(_job(deps, batch))
+        if found is None:
+            return False
+        ref = found
+        await deps.blocking(lifecycle.transition, deps.engine, batch_id, upstream=ref)
+    try:
+        await upstream.cancel(ref)
+    except PermanentUpstreamError as exc:  # e.g. it already ended: polling will see how
+        log.info("upstream refused to cancel %s: %s", batch_id, exc)
+    return True
+
+
+async def collect(deps: Deps, batch_id: str, outcome: Outcome) -> CollectResult:
+    """Store every result the upstream hands over, one `ResultLine` per input custom_id at most."""
+    batch = await _load(deps, batch_id)
+    ref = batch.upstream or {}
+    if "batch_id" not in ref:
+        return CollectResult(fetched=True)
+    index = await deps.blocking(input_index, deps, batch)
+    already = await deps.blocking(stored_custom_ids, deps.engine, batch_id)
+    sink = ResultSink(deps.engine, deps.blobs, labels(batch))
+    collector = _Collector(index, already, expired=outcome == "expired")
+    try:
+        async for item in (await _remote(deps, batch)).results(ref):
+            for line in collector.take(item):
+                sink.add(line, index.line_of(line.custom_id))
+            if sink.pending >= FLUSH_LINES:
+                await deps.blocking(sink.flush)
+    except PermanentUpstreamError as exc:
+        await deps.blocking(sink.flush)
+        message = f"Could not fetch the upstream results: {exc}"
+        await deps.blocking(
+            lifecycle.transition, deps.engine, batch_id, errors=_error("upstream_error", message)
+        )
+        return CollectResult(fetched=False, stored=sink.stored, unreadable=collector.unattributed)
+    for line in collector.leftovers():
+        sink.add(line, index.line_of(line.custom_id))
+    await deps.blocking(sink.flush)
+    return CollectResult(fetched=True, stored=sink.stored, unreadable=collector.unattributed)
+
+
+def labels(batch: BatchRecord) -> BatchLabels:
+    return BatchLabels(
+        org_id=batch.org_id,
+        batch_id=batch.id,
+        provider=batch.provider,
+        endpoint=batch.endpoint,
+        model=batch.model,
+    )
+
+
+class _Collector:
+    """Decides which upstream results are kept: only our custom_ids, each once, readable ones first."""
+
+    def __init__(self, index: InputIndex, already: set[str], *, expired: bool) -> None:
+        self.index = index
+        self.seen = set(already)
+        self.expired = expired
+        self.unattributed = 0
+        self._unreadable: dict[str, str] = {}  # custom_id -> why its only lines so far were unreadable
+
+    def take(self, item: ResultLine | UnreadableResult) -> list[ResultLine]:
+        if isinstance(item, UnreadableResult):
+            if item.custom_id is None:
+                self.unattributed += 1
+            elif item.custom_id in self.index and item.custom_id not in self.seen:
+                self._unreadable.setdefault(item.custom_id, item.reason)
+            return []
+        if item.custom_id not in self.index or item.custom_id in self.seen:
+            return []  # not one of ours, or a duplicate: never count a line twice
+        self.seen.add(item.custom_id)
+        self._unreadable.pop(item.custom_id, None)
+        if self.expired and item.error is not None and item.error.code == BATCH_CANCELLED:
+            # batchway cancelled it at the deadline: to the client these lines expired
+            return [ResultLine.unexecuted(item.custom_id, BATCH_EXPIRED)]
+        return [item]
+
+    def leftovers(self) -> list[ResultLine]:
+        """Custom_ids whose only results were unreadable end as errors saying so."""
+        lines = [
+            ResultLine.unexecuted(
+                custom_id, UPSTREAM_RESULT_UNREADABLE, f"The upstream's result could not be read: {reason}."
+            )
+            for custom_id, reason in self._unreadable.items()
+            if custom_id not in self.seen
+        ]
+        self.seen.update(self._unreadable)
+        self._unreadable.clear()
+        return lines

@@ -1,0 +1,118 @@
+"""Storing `ResultLine`s as they arrive (decision 13): each flush writes one result chunk blob holding the
+lines in output-file format, then one request-log row per line in one bounded transaction.
+
+The request-log row is unique per (batch, custom_id) and the first writer wins, so a line stored twice
+(a retried activity, a duplicate upstream line) is counted once and points at one copy of its bytes.
+Blocking I/O throughout: call from a thread, never from the worker's event loop.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from batchway import ids
+from batchway.clock import now
+from batchway.jsonl import dumps_line
+from batchway.storage.blobstore import BlobStore
+from batchway.storage.db import insert_ignoring_conflicts
+from batchway.storage.models import RequestLog, ResultChunk
+from batchway.upstreams.result_line import ResultLine
+
+FLUSH_LINES = 500  # bounds a transaction (and a chunk blob) whatever the batch size
+
+
+@dataclass(frozen=True, slots=True)
+class BatchLabels:
+    """What every request-log row of a batch carries besides the line itself."""
+
+    org_id: str
+    batch_id: str
+    provider: str
+    endpoint: str
+    model: str | None
+
+
+def chunk_key(org_id: str, batch_id: str) -> str:
+    return f"{org_id}/results/{batch_id}/{uuid.uuid4().hex}.jsonl"
+
+
+class ResultSink:
+    def __init__(self, engine: Engine, blobs: BlobStore, labels: BatchLabels) -> None:
+        self.engine = engine
+        self.blobs = blobs
+        self.labels = labels
+        self._pending: list[tuple[ResultLine, int | None]] = []
+        self.stored = 0  # rows this sink inserted (lines already stored by someone else are not counted)
+
+    def add(self, line: ResultLine, number: int | None) -> None:
+        """Queue a line (`number`: its 1-based line in the input file)."""
+        self._pending.append((line, number))
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def flush(self) -> int:
+        """Store every queued line; returns how many were new."""
+        if not self._pending:
+            return 0
+        pending, self._pending = self._pending, []
+        labels = self.labels
+        key = chunk_key(labels.org_id, labels.batch_id)
+        with Session(self.engine) as session:  # recorded first, so a write cut short can be found
+            session.add(ResultChunk(key=key, batch_id=labels.batch_id, created_at=now()))
+            session.commit()
+        rows = []
+        offset = 0
+        created = now()
+        with self.blobs.open_write(key) as out:
+            for line, number in pending:
+                data = dumps_line(line.output_line(ids.result_line_id(labels.batch_id, line.custom_id)))
+                out.write(data)
+                rows.append(_log_row(labels, line, number, key, offset, len(data), created))
+                offset += len(data)
+        with Session(self.engine) as session:
+            inserted = insert_ignoring_conflicts(session, RequestLog, rows, ["batch_id", "custom_id"])
+            session.commit()
+        self.stored += inserted
+        return inserted
+
+
+def _log_row(
+    labels: BatchLabels,
+    line: ResultLine,
+    number: int | None,
+    key: str,
+    offset: int,
+    length: int,
+    created: int,
+) -> dict[str, object]:
+    usage = line.usage
+    return {
+        "org_id": labels.org_id,
+        "batch_id": labels.batch_id,
+        "custom_id": line.custom_id,
+        "line": number,
+        "source": "batch",
+        "provider": labels.provider,
+        "endpoint": labels.endpoint,
+        "model": line.model or labels.model,
+        "ok": line.ok,
+        "status_code": line.status_code,
+        "error_code": line.error_code,
+        "request_id": line.request_id,
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+        "cached_tokens": usage.cached_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+        "latency_ms": line.latency_ms,
+        "chunk_key": key,
+        "chunk_offset": offset,
+        "chunk_length": length,
+        "created_at": created,
+    }

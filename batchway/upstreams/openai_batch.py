@@ -1,0 +1,211 @@
+"""OpenAI's Batch API (and any OpenAI-compatible server with `/v1/files` + `/v1/batches`), as a remote
+upstream.
+
+Its reference (what the batch row keeps in `upstream`): `{"input_file_id": ..., "batch_id": ...}`, plus
+`create_attempted` once a create call went out (only then can a lost response have created a batch
+that a retry must find first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, BinaryIO, Literal
+
+import httpx
+import openai
+import orjson
+
+from batchway.jsonl import LineSplitter, LineTooLong
+from batchway.upstreams.base import (
+    BATCHWAY_TAG,
+    PermanentUpstreamError,
+    RemoteState,
+    RemoteStatus,
+    RetryableUpstreamError,
+    SubmitJob,
+    UpstreamError,
+)
+from batchway.upstreams.result_line import ResultLine, UnreadableResult
+
+RETRYABLE_STATUS = frozenset({408, 409, 429})
+KNOWN_STATES: frozenset[str] = frozenset(RemoteState.__args__)  # type: ignore[attr-defined]
+LIST_PAGE = 100
+# Upstream clocks drift: batches created this long before our first attempt are still searched.
+CLOCK_SLACK_SECONDS = 600
+MAX_RESULT_LINE_BYTES = 64 * 1024 * 1024
+
+
+def retry_after(response: httpx.Response | Any) -> float | None:
+    headers = getattr(response, "headers", None) or {}
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value:
+            try:
+                return max(0.0, float(value) * scale)
+            except ValueError:
+                return None
+    return None
+
+
+def classify(exc: Exception) -> UpstreamError:
+    """Map an SDK exception onto the upstream error tree."""
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        message = f"upstream answered {status}: {exc.message}"
+        if status in RETRYABLE_STATUS or status >= 500:
+            return RetryableUpstreamError(message, status_code=status, retry_after=retry_after(exc.response))
+        return PermanentUpstreamError(message, status_code=status)
+    if isinstance(exc, openai.APIConnectionError | httpx.TransportError):  # includes timeouts
+        return RetryableUpstreamError(f"upstream unreachable: {exc}")
+    return RetryableUpstreamError(f"unexpected upstream answer: {exc!r}")
+
+
+@asynccontextmanager
+async def mapped_errors() -> AsyncIterator[None]:
+    try:
+        yield
+    except UpstreamError:
+        raise
+    except (openai.OpenAIError, httpx.HTTPError, ValueError) as exc:
+        raise classify(exc) from exc
+
+
+def _status(batch: Any) -> RemoteStatus:
+    counts = batch.request_counts
+    errors = None
+    if batch.errors and batch.errors.data:
+        errors = [e.model_dump() for e in batch.errors.data]
+    state = batch.status if batch.status in KNOWN_STATES else "unknown"
+    return RemoteStatus(
+        state=state,
+        total=(counts.total or 0) if counts else 0,
+        completed=(counts.completed or 0) if counts else 0,
+        failed=(counts.failed or 0) if counts else 0,
+        usage=batch.usage.model_dump() if getattr(batch, "usage", None) else None,
+        errors=errors,
+    )
+
+
+def _local_file(stream: BinaryIO) -> BinaryIO:
+    """The SDK reads an upload synchronously inside the event loop: fine for a local file, not for a
+    network stream (S3), which is copied to a temporary file first (call from a thread)."""
+    try:
+        stream.fileno()
+        return stream
+    except (OSError, AttributeError):
+        spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by the caller)
+        with stream:
+            shutil.copyfileobj(stream, spool, 1024 * 1024)
+        spool.seek(0)
+        return spool
+
+
+class OpenAIBatchUpstream:
+    style: Literal["remote"] = "remote"
+
+    def __init__(self, *, api_key: str | None, base_url: str | None, timeout_seconds: float) -> None:
+        # Temporal retries; the SDK must not (max_retries=0), and a call ends before the activity does.
+        self.client = openai.AsyncOpenAI(
+            api_key=api_key or "unset",
+            base_url=base_url,
+            max_retries=0,
+            timeout=httpx.Timeout(timeout_seconds, connect=10.0),
+        )
+
+    async def submit(self, job: SubmitJob) -> dict[str, Any]:
+        checkpoint = dict(job.checkpoint)
+        retried = bool(checkpoint.get("create_attempted"))
+        if retried and (found := await self.find(job)):
+            return found
+        if "input_file_id" not in checkpoint:
+            stream = await asyncio.to_thread(lambda: _local_file(job.open_input()))
+            with stream:
+                async with mapped_errors():
+                    uploaded = await self.client.files.create(
+                        file=(f"{job.batch_id}.jsonl", stream), purpose="batch"
+                    )
+            checkpoint["input_file_id"] = uploaded.id
+        checkpoint["create_attempted"] = True
+        await job.save(checkpoint)
+        async with mapped_errors():
+            batch = await self.client.batches.create(
+                input_file_id=checkpoint["input_file_id"],
+                endpoint=job.endpoint,  # type: ignore[arg-type]
+                completion_window="24h",
+                metadata={BATCHWAY_TAG: job.batch_id},
+            )
+        if retried:  # an earlier create may yet appear upstream: keep one batch, cancel the others
+            return await self.find(job) or {**checkpoint, "batch_id": batch.id}
+        return {**checkpoint, "batch_id": batch.id}
+
+    async def find(self, job: SubmitJob) -> dict[str, Any] | None:
+        """Page through the upstream's batches, newest first, back to our first attempt; keep the oldest
+        one tagged with this batch and cancel any other (a duplicate from a lost create response)."""
+        tagged: list[Any] = []
+        oldest_wanted = job.started_at - CLOCK_SLACK_SECONDS
+        after: str | None = None
+        while True:
+            async with mapped_errors():
+                page = await self.client.batches.list(limit=LIST_PAGE, **({"after": after} if after else {}))
+            for batch in page.data:
+                if (batch.metadata or {}).get(BATCHWAY_TAG) == job.batch_id:
+                    tagged.append(batch)
+            if not page.data or not page.has_more or (page.data[-1].created_at or 0) < oldest_wanted:
+                break
+            after = page.data[-1].id
+        if not tagged:
+            return None
+        *duplicates, keep = tagged  # the list is newest first: keep the oldest
+        for duplicate in duplicates:
+            async with mapped_errors():
+                await self.client.batches.cancel(duplicate.id)
+        return {**job.checkpoint, "input_file_id": keep.input_file_id, "batch_id": keep.id}
+
+    async def status(self, ref: dict[str, Any]) -> RemoteStatus:
+        async with mapped_errors():
+            return _status(await self.client.batches.retrieve(ref["batch_id"]))
+
+    async def cancel(self, ref: dict[str, Any]) -> None:
+        async with mapped_errors():
+            await self.client.batches.cancel(ref["batch_id"])
+
+    async def results(self, ref: dict[str, Any]) -> AsyncIterator[ResultLine | UnreadableResult]:
+        async with mapped_errors():
+            batch = await self.client.batches.retrieve(ref["batch_id"])
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            if file_id:
+                async for item in self._file_lines(file_id):
+                    yield item
+
+    async def _file_lines(self, file_id: str) -> AsyncIterator[ResultLine | UnreadableResult]:
+        splitter = LineSplitter(MAX_RESULT_LINE_BYTES)
+        async with mapped_errors(), self.client.files.with_streaming_response.content(file_id) as response:
+            try:
+                async for chunk in response.iter_bytes():
+                    for _, raw in splitter.feed(chunk):
+                        yield _parse(raw)
+                for _, raw in splitter.finish():
+                    yield _parse(raw)
+            except LineTooLong as exc:
+                # Nothing after an oversized line can be trusted to start on a line boundary.
+                yield UnreadableResult(str(exc))
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+
+def _parse(raw: bytes) -> ResultLine | UnreadableResult:
+    if not raw.strip():
+        return UnreadableResult("blank line")
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return UnreadableResult("not JSON")
+    try:
+        return ResultLine.from_openai_line(obj)
+    except UnreadableResult as exc:
+        return exc

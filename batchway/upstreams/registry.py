@@ -1,0 +1,73 @@
+"""Provider kinds: which adapter runs each, in which style, for which endpoints, with which options.
+
+Adding an upstream is one entry here plus its adapter module; nothing else branches on the kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from batchway.settings import Settings
+from batchway.upstreams.base import Upstream
+
+# Every endpoint a batch may name (OpenAI's batch endpoints batchway supports).
+BATCH_ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/responses")
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    """What an adapter is built from: a provider row's connection settings, decoupled from the ORM."""
+
+    kind: str
+    api_key: str | None
+    base_url: str | None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def fingerprint(self) -> tuple[Any, ...]:
+        return (self.kind, self.api_key, self.base_url, tuple(sorted(self.options.items())))
+
+
+class NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderKind:
+    name: str
+    style: Literal["remote", "executed"]
+    endpoints: tuple[str, ...]
+    build: Callable[[UpstreamConfig, Settings], Upstream]
+    options_model: type[BaseModel] = NoOptions
+
+    def check_options(self, options: dict[str, Any] | None) -> dict[str, Any]:
+        """The options validated against this kind's model; ValueError naming the problem otherwise."""
+        try:
+            return self.options_model.model_validate(options or {}).model_dump(exclude_none=True)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ValueError(f"invalid options for a {self.name} provider: {problems}") from None
+
+
+def _build_openai(config: UpstreamConfig, settings: Settings) -> Upstream:
+    from batchway.upstreams.openai_batch import OpenAIBatchUpstream
+
+    return OpenAIBatchUpstream(
+        api_key=config.api_key, base_url=config.base_url, timeout_seconds=settings.upstream_timeout_seconds
+    )
+
+
+KINDS: dict[str, ProviderKind] = {
+    kind.name: kind
+    for kind in (ProviderKind(name="openai", style="remote", endpoints=BATCH_ENDPOINTS, build=_build_openai),)
+}
+
+
+def get_kind(name: str) -> ProviderKind:
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise ValueError(f"unknown provider kind {name!r}; known: {', '.join(KINDS)}") from None
