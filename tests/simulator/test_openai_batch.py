@@ -1,91 +1,25 @@
 """The OpenAI Files + Batch simulator, driven over real HTTP by the official `openai` SDK."""
 
 import base64
-import contextlib
-import itertools
 import json
 import os
-import socket
 import struct
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
-import uvicorn
 from openai import OpenAI
 from openai.types import Batch, CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion
 
-from batchway.simulator import SimulatorConfig, create_simulator_app
+from tests.simulator.helpers import API_KEY, RunningSimulator, restart_config, running_simulator
 
-API_KEY = "sk-sim-test-key"
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 CHAT = "/v1/chat/completions"
-
-
-@dataclass
-class RunningSimulator:
-    base_url: str  # http://127.0.0.1:<port>, without /v1
-
-    def client(self, api_key: str = API_KEY) -> OpenAI:
-        return OpenAI(base_url=f"{self.base_url}/v1", api_key=api_key, max_retries=0)
-
-    def set_config(self, **changes: Any) -> httpx.Response:
-        return httpx.post(f"{self.base_url}/_simulator/config", json=changes)
-
-    def all_batches(self) -> list[dict[str, Any]]:
-        return httpx.get(f"{self.base_url}/_simulator/batches").json()["data"]
-
-
-@contextlib.contextmanager
-def running_simulator(config: SimulatorConfig) -> Iterator[RunningSimulator]:
-    """Serve the simulator from a background thread on a free loopback port."""
-    # Binding the socket ourselves avoids the pick-a-port-then-bind race.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_simulator_app(config), log_level="warning", lifespan="off"))
-    # uvicorn only installs signal handlers on the main thread, so a worker thread is safe.
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("simulator did not start")
-        time.sleep(0.01)
-    try:
-        yield RunningSimulator(base_url=f"http://127.0.0.1:{port}")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator[Callable[..., RunningSimulator]]:
-    """Factory: `start(lines_per_second=..., ...)` runs a simulator with fast test defaults."""
-    counter = itertools.count()
-    with contextlib.ExitStack() as stack:
-
-        def _start(**overrides: Any) -> RunningSimulator:
-            settings: dict[str, Any] = {
-                "data_dir": tmp_path / f"sim{next(counter)}",
-                "api_key": API_KEY,
-                "validate_seconds": 0.05,
-                "lines_per_second": 1000.0,
-                "cancel_seconds": 0.1,
-                **overrides,
-            }
-            return stack.enter_context(running_simulator(SimulatorConfig(**settings)))
-
-        yield _start
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -598,18 +532,6 @@ def test_batch_list_paging(start: Callable[..., RunningSimulator]) -> None:
 
 # ---------------------------------------------------------------------------------------------------
 # durability: a new app on the same data_dir picks up where the old one stopped
-
-
-def restart_config(data_dir: Path, **overrides: Any) -> SimulatorConfig:
-    settings: dict[str, Any] = {
-        "data_dir": data_dir,
-        "api_key": API_KEY,
-        "validate_seconds": 0.05,
-        "lines_per_second": 20.0,
-        "cancel_seconds": 0.1,
-        **overrides,
-    }
-    return SimulatorConfig(**settings)
 
 
 def test_files_and_running_batch_survive_a_restart(tmp_path: Path) -> None:
