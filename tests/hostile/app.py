@@ -202,6 +202,8 @@ class HostileUpstream:
             ):
                 raise ApiError(400, "Invalid 'metadata': expected a map of strings.", param="metadata")
             fate = faults.cancel if faults.cancel in _STUCK_FATES else None
+            if faults.fail_midway:
+                fate = "fail_midway"
             now, key = self.clock(), (metadata or {}).get(TAG, "")
             with store.lock:
                 batch = store.create_batch(body, now, fate, faults.corruptions)

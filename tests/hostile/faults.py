@@ -4,7 +4,7 @@
 update. Two kinds of fault:
 - per call, read when a request arrives: `fail_every`, `stall_seconds`, `lost_create`, and the
   `cancel` modes `refuse` and `ignore` (they act on the cancel call itself);
-- per batch, fixed when the batch is created: `corruptions`, and the `cancel` modes
+- per batch, fixed when the batch is created: `corruptions`, `fail_midway`, and the `cancel` modes
   `stay_finalizing` and `unknown_status`. A batch stuck that way stays stuck "forever", even after
   the faults are cleared for the next phase of a test.
 """
@@ -55,6 +55,7 @@ class Faults(pydantic.BaseModel):
 
     corruptions: tuple[Corruption, ...] = ()
     cancel: CancelFault | None = None
+    fail_midway: bool = False  # per batch: it runs, then ends `failed` (with errors) instead of finishing
     lost_create: LostCreate | None = None
     lost_creates: int = pydantic.Field(1, ge=0, description="create calls per batchway_batch_id that lose it")
     decoy_batches: int = pydantic.Field(150, ge=0, description="newer batches created behind a lost one")

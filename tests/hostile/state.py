@@ -85,7 +85,7 @@ class Batch:
     metadata: dict[str, str] | None
     created_at: float
     parsed: ParsedInput
-    fate: str | None  # "stay_finalizing" | "unknown_status" | None, fixed at create
+    fate: str | None  # "stay_finalizing" | "unknown_status" | "fail_midway" | None, fixed at create
     corruptions: tuple[str, ...]
     status: str = "validating"
     times: dict[str, float] = field(default_factory=dict)  # "<status>_at" -> unix seconds
@@ -120,6 +120,8 @@ class Batch:
             return None if value is None else int(value)
 
         errors = self.parsed.errors if self.status == "failed" else []
+        if self.status == "failed" and self.fate == "fail_midway":
+            errors = [{"code": "server_error", "message": "The batch failed.", "param": None, "line": None}]
         return {
             "id": self.id,
             "object": "batch",
@@ -288,6 +290,8 @@ class Store:
             b.status = "cancelling"
         elif now < finalizing_at:
             b.status = "in_progress"
+        elif b.fate == "fail_midway":
+            b.status, b.times["failed_at"] = "failed", finalizing_at
         elif b.fate == "stay_finalizing" or now < finalizing_at + t.finalize_seconds:
             b.status = "finalizing"
             b.times.setdefault("finalizing_at", finalizing_at)
