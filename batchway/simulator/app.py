@@ -5,7 +5,8 @@ them, renders errors in the envelope of the API whose path was hit, and lets tes
 the runtime config. Test hooks (no auth):
 - `GET /_simulator/config`, `POST /_simulator/config` (runtime knobs, see `SimulatorConfig`)
 - `GET /_simulator/calls` (per API, per route: calls received), `DELETE /_simulator/calls` (reset)
-- whatever each API adds, e.g. `GET /_simulator/batches`, `GET /_simulator/anthropic/batches`
+- whatever each API adds, e.g. `GET /_simulator/batches`, `GET /_simulator/anthropic/batches`,
+  `GET /_simulator/chat/stats`
 """
 
 import time
@@ -17,6 +18,7 @@ from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from batchway.simulator.anthropic_batches import (
     ANTHROPIC_PATH_PREFIX,
@@ -26,7 +28,9 @@ from batchway.simulator.anthropic_batches import (
 from batchway.simulator.anthropic_errors import ANTHROPIC_DIALECT
 from batchway.simulator.anthropic_store import AnthropicStore
 from batchway.simulator.calls import CallCounter
+from batchway.simulator.chat import ChatUpstream, create_chat_control_router, create_chat_router
 from batchway.simulator.config import ConfigUpdate, SimulatorConfig
+from batchway.simulator.connection_drop import DropConnectionMiddleware
 from batchway.simulator.errors import OPENAI_DIALECT, ErrorDialect, SimulatorError, bad_request
 from batchway.simulator.middleware import RequestIdMiddleware, request_id
 from batchway.simulator.openai_batches import create_batches_control_router, create_batches_router
@@ -42,6 +46,7 @@ def build_upstreams(config: SimulatorConfig) -> list[Upstream]:
     openai_store = OpenAIStore(config)
     caller = openai_caller(config)
     anthropic_store = AnthropicStore(config)
+    chat = ChatUpstream(config)
     return [
         Upstream(
             name="openai",
@@ -60,15 +65,26 @@ def build_upstreams(config: SimulatorConfig) -> list[Upstream]:
             path_prefix=ANTHROPIC_PATH_PREFIX,
             error_dialect=ANTHROPIC_DIALECT,
         ),
-        # An OpenAI-compatible chat/embeddings endpoint with rate limits (`chat.py`) goes here as one
-        # more Upstream; errors default to OpenAI's envelope.
+        # The synchronous chat/embeddings/... API with rate limits and faults. Its calls count under
+        # "openai" too: it is the same API surface, the one fan-out providers copy.
+        Upstream(
+            name="openai",
+            routers=(create_chat_router(chat),),
+            control_router=create_chat_control_router(chat),
+        ),
     ]
+
+
+class _SimulatorApp(fastapi.FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outside even Starlette's error middleware, so a simulated connection reset reaches the socket.
+        return DropConnectionMiddleware(super().build_middleware_stack())
 
 
 def create_simulator_app(config: SimulatorConfig) -> fastapi.FastAPI:
     upstreams = build_upstreams(config)
     calls = CallCounter()
-    app = fastapi.FastAPI(title="batchway upstream simulator", docs_url=None, redoc_url=None)
+    app = _SimulatorApp(title="batchway upstream simulator", docs_url=None, redoc_url=None)
     app.add_middleware(RequestIdMiddleware)
     for upstream in upstreams:
         for router in upstream.routers:
@@ -131,7 +147,8 @@ def _control_router(
         except pydantic.ValidationError as exc:
             first = exc.errors()[0]
             param = ".".join(str(p) for p in first["loc"]) or None
-            raise bad_request(f"Invalid '{param}': {first['msg']}.", param) from None
+            message = f"Invalid '{param}': {first['msg']}." if param else f"Invalid config: {first['msg']}."
+            raise bad_request(message, param) from None
         # Settle every object under the old settings first, so new speeds apply from now on.
         now = time.time()
         for upstream in upstreams:
