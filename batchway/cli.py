@@ -211,27 +211,31 @@ def batches_show(batch_id: str, data_dir: DataDir = None) -> None:
 
 @batches_app.command("cancel")
 def batches_cancel(batch_id: str, data_dir: DataDir = None) -> None:
-    """Cancel a batch (the same signal the API and the Temporal UI send)."""
+    """Cancel a batch (the same domain function as the API: the row, then the workflow's signal)."""
     from batchway import batches
     from batchway.errors import APIError
     from batchway.storage.models import BatchRecord
     from batchway.temporal_client import connect
-    from batchway.workflow_start import signal_cancel
 
     settings = _settings(data_dir)
     with _session(settings) as session:
         row = session.get(BatchRecord, batch_id)
         if row is None:
             _fail(f"no batch {batch_id}")
+        engine, org_id = session.get_bind(), row.org_id
+
+    async def cancel() -> BatchRecord:
         try:
-            row = batches.mark_cancelling(session, row.org_id, batch_id)
-        except APIError as exc:
-            _fail(exc.message)
+            client = await connect(settings)
+        except Exception as exc:  # the row flag alone still cancels it at the workflow's next poll
+            typer.secho(f"Temporal unreachable ({exc}); the cancel is recorded on the batch", err=True)
+            client = None
+        return await batches.cancel_batch(engine, client, org_id, batch_id)
 
-    async def send() -> None:
-        await signal_cancel(await connect(settings), batch_id)
-
-    asyncio.run(send())
+    try:
+        row = asyncio.run(cancel())
+    except APIError as exc:
+        _fail(exc.message)
     typer.echo(f"{batch_id}: {row.status}")
 
 

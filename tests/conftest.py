@@ -12,6 +12,7 @@ import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
@@ -19,6 +20,7 @@ import openai
 import psycopg
 import pytest
 import pytest_asyncio
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -69,11 +71,15 @@ async def worker(temporal_env: WorkflowEnvironment, base_settings: Settings) -> 
 @pytest.fixture(scope="session")
 def start_api(base_settings: Settings) -> Iterator[Callable[..., str]]:
     """Start an API over real HTTP (settings overridable) and return its `/v1` base URL."""
+    started: dict[str, str] = {}
     with ExitStack() as stack:
 
         def start(**overrides: object) -> str:
-            settings = base_settings.model_copy(update=overrides)
-            return stack.enter_context(serve_in_thread(create_app(settings))) + "/v1"
+            key = repr(sorted(overrides.items()))  # one server per distinct settings, reused
+            if key not in started:
+                settings = base_settings.model_copy(update=overrides)
+                started[key] = stack.enter_context(serve_in_thread(create_app(settings))) + "/v1"
+            return started[key]
 
         yield start
 
@@ -97,26 +103,42 @@ def start_simulator(tmp_path: Path) -> Iterator[Callable[..., str]]:
         yield start
 
 
+def create_org(
+    database_url: str,
+    providers: dict[str, str] | None = None,
+    upstream_key: str = SIMULATOR_KEY,
+    kinds: dict[str, str] | None = None,
+    options: dict[str, dict[str, object]] | None = None,
+) -> tuple[str, str]:
+    """An org with a key and providers (name -> base URL; kind "openai" unless `kinds` says otherwise);
+    returns (org name, API key)."""
+    engine = make_engine(database_url)
+    migrate(engine)
+    with Session(engine, expire_on_commit=False) as session:
+        org = tenancy.create_org(session, f"org-{uuid.uuid4().hex[:8]}")
+        key = tenancy.create_api_key(session, org)
+        for name, base_url in (providers or {}).items():
+            tenancy.set_provider(
+                session,
+                org,
+                name,
+                kind=(kinds or {}).get(name, "openai"),
+                api_key=upstream_key,
+                base_url=base_url,
+                options=(options or {}).get(name),
+            )
+    engine.dispose()
+    return org.name, key
+
+
 @pytest.fixture
 def new_org(base_settings: Settings) -> Callable[..., tuple[str, str]]:
     """Create an org with a key and providers; returns (org name, API key)."""
 
     def create(
-        providers: dict[str, str] | None = None,
-        database_url: str | None = None,
-        upstream_key: str = SIMULATOR_KEY,
+        providers: dict[str, str] | None = None, database_url: str | None = None, **kwargs: object
     ) -> tuple[str, str]:
-        engine = make_engine(database_url or base_settings.resolved_database_url)
-        migrate(engine)
-        with Session(engine, expire_on_commit=False) as session:
-            org = tenancy.create_org(session, f"org-{uuid.uuid4().hex[:8]}")
-            key = tenancy.create_api_key(session, org)
-            for name, base_url in (providers or {}).items():
-                tenancy.set_provider(
-                    session, org, name, kind="openai", api_key=upstream_key, base_url=base_url
-                )
-        engine.dispose()
-        return org.name, key
+        return create_org(database_url or base_settings.resolved_database_url, providers, **kwargs)  # type: ignore[arg-type]
 
     return create
 
@@ -145,6 +167,53 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+@dataclass
+class Stack:
+    """A whole batchway (API over HTTP + worker) on one database: what end-to-end tests run against."""
+
+    name: str
+    settings: Settings
+    start_api: Callable[..., str]
+
+    @property
+    def database_url(self) -> str:
+        return self.settings.resolved_database_url
+
+    def api(self, **overrides: object) -> str:
+        """An API on this stack's database and worker, with other settings overridden."""
+        return self.start_api(
+            database_url=self.settings.database_url, task_queue=self.settings.task_queue, **overrides
+        )
+
+    def org(self, providers: dict[str, str], **kwargs: object) -> tuple[str, str]:
+        return create_org(self.database_url, providers, **kwargs)  # type: ignore[arg-type]
+
+    def client(self, key: str, url: str | None = None) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(base_url=url or self.api(), api_key=key, max_retries=0)
+
+    def engine(self) -> Engine:
+        return make_engine(self.database_url)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def postgres_worker(
+    temporal_env: WorkflowEnvironment, base_settings: Settings, postgres_url: str
+) -> AsyncIterator[Settings]:
+    settings = base_settings.model_copy(
+        update={"database_url": postgres_url, "task_queue": f"pg-{uuid.uuid4().hex[:8]}"}
+    )
+    async with running_worker(temporal_env.client, settings):
+        yield settings
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def stack(request: pytest.FixtureRequest, base_settings: Settings, start_api: Callable[..., str]) -> Stack:
+    if request.param == "sqlite":
+        request.getfixturevalue("worker")
+        return Stack("sqlite", base_settings, start_api)
+    return Stack("postgresql", request.getfixturevalue("postgres_worker"), start_api)
 
 
 # -- S3-compatible storage: a real moto_server --------------------------------------------------------

@@ -198,14 +198,15 @@ def test_lost_create_is_listed_only_past_150_newer_batches(
 
 
 def test_fail_every_second_call_answers_503_on_the_chosen_routes(rig: Callable[..., Rig]) -> None:
-    r = rig(fail_every=2)
-    file_id = upload(r.client, 1)  # call 1
+    r = rig(fail_every=2)  # every other call of each route
+    file_id = upload(r.client, 1)  # files.create 1
+    r.client.files.retrieve(file_id)  # files.retrieve 1
     with pytest.raises(openai.InternalServerError) as failed:
-        r.client.files.retrieve(file_id)  # call 2
+        r.client.files.retrieve(file_id)  # files.retrieve 2
     assert failed.value.type == "server_error"
-    r.client.files.retrieve(file_id)  # call 3
+    r.client.batches.list()  # batches.list 1
     with pytest.raises(openai.InternalServerError):
-        r.client.batches.list()  # call 4
+        r.client.batches.list()  # batches.list 2
     r.upstream.set_faults(fail_routes=["batches.list"])
     results = []
     for _ in range(4):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -86,7 +87,7 @@ class HostileUpstream:
         self._faults = faults if isinstance(faults, Faults) else Faults.model_validate(faults or {})
         self.store = Store(timing or Timing())
         self.clock = clock
-        self._fail_tick = 0
+        self._fail_ticks: collections.Counter[str] = collections.Counter()  # per route
         self.app: ASGIApp = _Outermost(self._build_app())
 
     # -- the Python side of the control routes (safe to call from the test's thread) ------------------
@@ -99,12 +100,13 @@ class HostileUpstream:
         """Merge `changes` into the current faults; `fail_every` counting restarts."""
         with self.store.lock:
             self._faults = Faults.model_validate({**self._faults.model_dump(), **changes})
-            self._fail_tick = 0
+            self._fail_ticks.clear()
             return self._faults
 
     def reset_faults(self) -> Faults:
         with self.store.lock:
-            self._faults, self._fail_tick = Faults(), 0
+            self._faults = Faults()
+            self._fail_ticks.clear()
             return self._faults
 
     def stats(self) -> dict[str, Any]:
@@ -121,8 +123,10 @@ class HostileUpstream:
             await asyncio.sleep(faults.stall_seconds)
         if faults.fail_every and (faults.fail_routes is None or route in faults.fail_routes):
             with self.store.lock:
-                self._fail_tick += 1
-                fail = self._fail_tick % faults.fail_every == 0
+                # Counted per route: a global count can lock onto a client's fixed call pattern (e.g. a
+                # retried create that always lands on the failing parity) and never let it through.
+                self._fail_ticks[route] += 1
+                fail = self._fail_ticks[route] % faults.fail_every == 0
                 if fail:
                     self.store.stats.failed_calls[route] += 1
             if fail:

@@ -60,7 +60,7 @@ class Faults(pydantic.BaseModel):
     lost_creates: int = pydantic.Field(1, ge=0, description="create calls per batchway_batch_id that lose it")
     decoy_batches: int = pydantic.Field(150, ge=0, description="newer batches created behind a lost one")
     hang_seconds: float = pydantic.Field(30.0, gt=0, description="`hang` gives up after this long")
-    fail_every: int = pydantic.Field(0, ge=0, description="every Nth selected call answers 503; 0 = off")
+    fail_every: int = pydantic.Field(0, ge=0, description="every Nth call of each route answers 503; 0 = off")
     fail_routes: tuple[str, ...] | None = None  # None = every /v1 route
     stall_seconds: float = pydantic.Field(0.0, ge=0)
     stall_routes: tuple[str, ...] | None = None
