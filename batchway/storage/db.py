@@ -93,9 +93,14 @@ def insert_ignoring_conflicts(
     session: Session, model: type[Any], rows: list[dict[str, Any]], conflict_columns: list[str]
 ) -> int:
     """INSERT rows, skipping any that collide on `conflict_columns` (first writer wins); returns how many
-    were inserted. One statement, so call it with bounded batches."""
+    were inserted. One executemany of one cached statement (compiling a many-row VALUES clause costs
+    more than running it); call it with bounded batches."""
     if not rows:
         return 0
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(model).values(rows).on_conflict_do_nothing(index_elements=conflict_columns)
-    return session.execute(statement).rowcount
+    statement = (
+        dialect.insert(model)
+        .on_conflict_do_nothing(index_elements=conflict_columns)
+        .returning(getattr(model, conflict_columns[0]))  # counts what was inserted on every driver
+    )
+    return len(session.connection().execute(statement, rows).all())

@@ -19,7 +19,7 @@ import httpx
 import openai
 import orjson
 
-from batchway.jsonl import LineSplitter, LineTooLong
+from batchway.jsonl import LineTooLong, iter_lines, read_chunks
 from batchway.upstreams.base import (
     BATCHWAY_TAG,
     PermanentUpstreamError,
@@ -37,6 +37,7 @@ LIST_PAGE = 100
 # Upstream clocks drift: batches created this long before our first attempt are still searched.
 CLOCK_SLACK_SECONDS = 600
 MAX_RESULT_LINE_BYTES = 64 * 1024 * 1024
+DOWNLOAD_CHUNK = 64 * 1024
 
 
 def retry_after(response: httpx.Response | Any) -> float | None:
@@ -182,20 +183,48 @@ class OpenAIBatchUpstream:
                     yield item
 
     async def _file_lines(self, file_id: str) -> AsyncIterator[ResultLine | UnreadableResult]:
-        splitter = LineSplitter(MAX_RESULT_LINE_BYTES)
-        async with mapped_errors(), self.client.files.with_streaming_response.content(file_id) as response:
-            try:
-                async for chunk in response.iter_bytes():
-                    for _, raw in splitter.feed(chunk):
-                        yield _parse(raw)
-                for _, raw in splitter.finish():
-                    yield _parse(raw)
-            except LineTooLong as exc:
-                # Nothing after an oversized line can be trusted to start on a line boundary.
-                yield UnreadableResult(str(exc))
+        """Download to a temporary file, then parse it in a thread a slice at a time: parsing a large
+        result file is CPU work the worker's event loop must not do."""
+        with tempfile.TemporaryFile() as spool:
+            async with (
+                mapped_errors(),
+                self.client.files.with_streaming_response.content(file_id) as response,
+            ):
+                async for chunk in response.iter_bytes(DOWNLOAD_CHUNK):
+                    spool.write(chunk)
+            spool.seek(0)
+            parser = _ResultFileParser(spool)
+            while items := await asyncio.to_thread(parser.next_slice):
+                for item in items:
+                    yield item
 
     async def aclose(self) -> None:
         await self.client.close()
+
+
+class _ResultFileParser:
+    """Reads an OpenAI result file a slice of lines at a time (blocking)."""
+
+    SLICE_LINES = 1000
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._lines = iter_lines(read_chunks(stream), MAX_RESULT_LINE_BYTES)
+        self._done = False
+
+    def next_slice(self) -> list[ResultLine | UnreadableResult]:
+        items: list[ResultLine | UnreadableResult] = []
+        if self._done:
+            return items
+        try:
+            for _, raw in self._lines:
+                items.append(_parse(raw))
+                if len(items) >= self.SLICE_LINES:
+                    return items
+        except LineTooLong as exc:
+            # Nothing after an oversized line can be trusted to start on a line boundary.
+            items.append(UnreadableResult(str(exc)))
+        self._done = True
+        return items
 
 
 def _parse(raw: bytes) -> ResultLine | UnreadableResult:
