@@ -19,12 +19,15 @@ TERMINAL = {"completed", "failed", "expired", "cancelled"}
 
 
 def start_dev(data_dir: Path, ports: dict[str, int]) -> subprocess.Popen[str]:
+    """`batchway dev` in its own process group (so a test can kill the whole stack at once)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BATCHWAY_", "OPENAI_"))}
     env["BATCHWAY_POLL_INTERVAL_MAX_SECONDS"] = "1"
     cmd = [sys.executable, "-m", "batchway.cli", "dev", "--data-dir", str(data_dir)]
     for flag, port in ports.items():
         cmd += [f"--{flag}", str(port)]
-    process = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     wait_for_port("127.0.0.1", ports["port"], timeout=60)
     return process
 
@@ -70,5 +73,47 @@ def test_dev_runs_a_batch_and_resumes_after_ctrl_c(tmp_path: Path) -> None:
         assert current.status == "completed"
         assert current.request_counts.completed == 2500
         assert len(client.files.content(current.output_file_id).text.splitlines()) == 2500
+    finally:
+        stop_dev(dev)
+
+
+def test_dev_killed_when_the_upstream_finishes_completes_within_seconds_of_restart(tmp_path: Path) -> None:
+    """SIGKILL the whole stack (API, worker, Temporal, simulator) once the upstream is done: the restarted
+    stack finishes the batch in seconds, not after a 30-minute activity timeout."""
+    ports = {
+        "port": free_port(),
+        "temporal-port": free_port(),
+        "ui-port": free_port(),
+        "simulator-port": free_port(),
+    }
+    dev = start_dev(tmp_path, ports)
+    try:
+        key = (tmp_path / "dev-api-key").read_text().strip()
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{ports['port']}/v1", api_key=key, max_retries=0)
+        lines = [chat_line(f"k{i}", f"hello {i}") for i in range(1000)]  # ~5 s at the simulator's speed
+        upload = client.files.create(file=("in.jsonl", jsonl(lines)), purpose="batch")
+        batch = client.batches.create(
+            input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        deadline = time.monotonic() + 60
+        while (current := client.batches.retrieve(batch.id)).request_counts.completed < 1000:
+            assert current.status not in TERMINAL and time.monotonic() < deadline, current.status
+            time.sleep(0.05)
+    finally:
+        os.killpg(dev.pid, signal.SIGKILL)
+        dev.communicate(timeout=30)
+
+    dev = start_dev(tmp_path, ports)
+    try:
+        restarted = time.monotonic()
+        deadline = restarted + 60
+        while (current := client.batches.retrieve(batch.id)).status not in TERMINAL:
+            assert time.monotonic() < deadline, current.status
+            time.sleep(0.2)
+        recovery = time.monotonic() - restarted
+        print(f"\nbatch completed {recovery:.1f} s after the killed stack restarted")
+        assert current.status == "completed" and current.request_counts.completed == 1000
+        assert len(client.files.content(current.output_file_id).text.splitlines()) == 1000
+        assert recovery < 40
     finally:
         stop_dev(dev)
