@@ -14,6 +14,7 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.fanout import FanoutActivities
 from activities.remote import RemoteActivities
 from activities.rows import RowActivities
 from activities.sweeper import SweeperActivities
@@ -36,7 +37,8 @@ def build_deps(settings: Settings) -> Deps:
 
 
 def build_worker(client: Client, settings: Settings, deps: Deps) -> Worker:
-    rows, remote, sweeper = RowActivities(deps), RemoteActivities(deps), SweeperActivities(deps, client)
+    rows, remote, fanout = RowActivities(deps), RemoteActivities(deps), FanoutActivities(deps)
+    sweeper = SweeperActivities(deps, client)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -44,6 +46,9 @@ def build_worker(client: Client, settings: Settings, deps: Deps) -> Worker:
         activities=[
             rows.open_batch,
             rows.finalize_batch,
+            rows.mark_cancelling,
+            fanout.plan_chunks,
+            fanout.run_chunk,
             remote.submit_batch,
             remote.poll_batch,
             remote.cancel_upstream,
@@ -51,6 +56,10 @@ def build_worker(client: Client, settings: Settings, deps: Deps) -> Worker:
             sweeper.recover_orphans,
         ],
         graceful_shutdown_timeout=timedelta(seconds=10),
+        # Heartbeat details are a fan-out chunk's record of the lines it sent: send them within ~2 s
+        # (Temporal's default would wait 0.8 x the heartbeat timeout), so a crash loses little of it.
+        default_heartbeat_throttle_interval=timedelta(seconds=1),
+        max_heartbeat_throttle_interval=timedelta(seconds=2),
     )
 
 

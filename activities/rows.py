@@ -6,7 +6,8 @@ from temporalio import activity
 
 from activities.errors import classified
 from activities.heartbeat import heartbeating
-from batchway.contracts import BatchSpec, FinalizeInput, FinalizeResult, OpenResult
+from batchway import lifecycle
+from batchway.contracts import BatchRef, BatchSpec, FinalizeInput, FinalizeResult, OpenResult
 from batchway.pipeline import finalize, opening
 from batchway.pipeline.deps import Deps
 
@@ -26,3 +27,16 @@ class RowActivities:
         async with classified(), heartbeating():
             # Progress is reported by the loop's heartbeats; the thread's beats are a no-op hook.
             return await self.deps.blocking(finalize.finalize, self.deps, request, lambda: None)
+
+    @activity.defn
+    async def mark_cancelling(self, ref: BatchRef) -> None:
+        """Record a cancel that reached the workflow without passing through the API (the Temporal UI)."""
+        deps = self.deps
+        async with classified():
+            await deps.blocking(
+                lifecycle.transition,
+                deps.engine,
+                ref.batch_id,
+                lifecycle.Status.CANCELLING,
+                cancel_requested=True,
+            )

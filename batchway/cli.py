@@ -54,6 +54,14 @@ def dev(
     temporal_port: int = 7233,
     ui_port: int = 8233,
     simulator_port: int = 8100,
+    fanout: Annotated[
+        bool,
+        typer.Option(
+            "--fanout",
+            help="Also give the dev org a provider 'fanout' that runs lines against the simulator's chat "
+            "API (choose it per batch with the 'batchway-provider: fanout' header).",
+        ),
+    ] = False,
 ) -> None:
     """Embedded Temporal, worker and API in one process tree; Ctrl-C stops it cleanly."""
     from batchway.devstack import run_dev
@@ -62,7 +70,13 @@ def dev(
     if port is not None:
         settings = settings.model_copy(update={"api_port": port})
     asyncio.run(
-        run_dev(settings, temporal_port=temporal_port, ui_port=ui_port, simulator_port=simulator_port)
+        run_dev(
+            settings,
+            temporal_port=temporal_port,
+            ui_port=ui_port,
+            simulator_port=simulator_port,
+            fanout=fanout,
+        )
     )
 
 
@@ -147,13 +161,24 @@ def keys_create(org: Annotated[str, typer.Option("--org")], data_dir: DataDir = 
 
 @providers_app.command("set")
 def providers_set(
-    kind: Annotated[str, typer.Argument(help="Provider kind: openai.")],
+    kind: Annotated[str, typer.Argument(help="Provider kind: openai or fanout.")],
     org: Annotated[str, typer.Option("--org")],
     api_key: Annotated[str | None, typer.Option("--api-key")] = None,
-    base_url: Annotated[str | None, typer.Option("--base-url")] = None,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="The API root, e.g. http://host/v1.")
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", help="Name for the batchway-provider header.")] = None,
+    rpm: Annotated[int | None, typer.Option("--rpm", help="fanout: requests/min never exceeded.")] = None,
+    tpm: Annotated[int | None, typer.Option("--tpm", help="fanout: tokens/min never exceeded.")] = None,
+    max_concurrency: Annotated[
+        int | None, typer.Option("--max-concurrency", help="fanout: calls in flight at most.")
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
+    """Add or replace one of an org's upstream providers. A fan-out provider needs no limits: batchway
+    finds the upstream's sustainable rate from its answers; limits given are never exceeded."""
+    limits = {"rpm": rpm, "tpm": tpm, "max_concurrency": max_concurrency}
+    options = {key: value for key, value in limits.items() if value is not None}
     with _session(_settings(data_dir)) as session:
         try:
             row = tenancy.set_provider(
@@ -163,6 +188,7 @@ def providers_set(
                 kind=kind,
                 api_key=api_key,
                 base_url=base_url,
+                options=options or None,
             )
         except ValueError as exc:
             _fail(str(exc))
@@ -177,7 +203,8 @@ def providers_list(org: Annotated[str, typer.Option("--org")], data_dir: DataDir
         except ValueError as exc:
             _fail(str(exc))
         for row in rows:
-            typer.echo(f"{row.name}\t{row.kind}\t{row.base_url or '(default)'}")
+            options = " ".join(f"{k}={v}" for k, v in (row.options or {}).items())
+            typer.echo(f"{row.name}\t{row.kind}\t{row.base_url or '(default)'}\t{options}".rstrip())
 
 
 @batches_app.command("list")

@@ -44,6 +44,30 @@ class BatchSpec(BaseModel):
     metadata: dict[str, str] | None = None
 
 
+class ChunkSpec(BaseModel):
+    """A slice of a fan-out batch's input: lines first..last (1-based, inclusive) from byte start_byte."""
+
+    index: int
+    first_line: int
+    last_line: int
+    start_byte: int
+
+
+class ChunkInput(BaseModel):
+    batch_id: str
+    chunk: ChunkSpec
+    stop_at: float  # unix seconds: the completion window ends; no line is sent after it
+
+
+class ChunkResult(BaseModel):
+    stored: int  # lines this attempt stored
+    resent: int  # lines a killed earlier attempt had sent but not stored: sent again by this one
+    rate_limited: int  # 429 answers seen by this worker's limiter for the upstream, in total
+    admitted_per_second: float  # the limiter's current rate
+    concurrency: int  # the limiter's current window
+    cancel_requested: bool = False  # the batch row says a cancel was asked for
+
+
 class BatchWorkflowInput(BaseModel):
     spec: BatchSpec
     style: Style
@@ -52,6 +76,7 @@ class BatchWorkflowInput(BaseModel):
     poll_min_seconds: float
     poll_max_seconds: float
     polls_per_run: int = 0  # 0: continue-as-new only when Temporal suggests it
+    chunks_in_flight: int = 4  # fan-out: chunk activities of this batch running at once
     # Carried over on continue-as-new.
     phase: Phase = "open"
     poll_interval_seconds: float | None = None
@@ -60,6 +85,13 @@ class BatchWorkflowInput(BaseModel):
     deadline_hit: bool = False
     outcome: Outcome | None = None
     unreadable: int = 0  # upstream result lines that named no custom_id we could read
+    # Fan-out (executed upstreams): the chunk plan, how far it got, what the chunks reported.
+    chunks: list[ChunkSpec] | None = None
+    next_chunk: int = 0
+    chunks_done: int = 0
+    chunks_failed: int = 0
+    lines_done: int = 0  # lines of the chunks done (not of those in flight)
+    resent: int = 0
 
 
 class BatchRef(BaseModel):
@@ -125,6 +157,7 @@ class Progress(BaseModel):
     failed: int
     total: int
     cancel_requested: bool
+    resent: int = 0  # fan-out: lines sent again after a crash cut their first answer short
 
 
 class RecoverInput(BaseModel):

@@ -18,11 +18,18 @@ from batchway.storage.models import Org
 
 DEV_ORG = "default"
 DEV_PROVIDER = "openai"
+DEV_FANOUT_PROVIDER = "fanout"
 
 
-def ensure_dev_tenant(settings: Settings, upstream_base_url: str | None, upstream_key: str | None) -> str:
-    """Create the default org and its key on first start; point its one provider at the upstream.
-    Returns the dev API key (kept in the data dir so later starts can print it again)."""
+def ensure_dev_tenant(
+    settings: Settings,
+    upstream_base_url: str | None,
+    upstream_key: str | None,
+    fanout_base_url: str | None = None,
+) -> str:
+    """Create the default org and its key on first start; point its provider at the upstream (and, with
+    `fanout_base_url`, a second provider `fanout` at a chat API). Returns the dev API key (kept in the
+    data dir so later starts can print it again)."""
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
     key_file = settings.data_dir / "dev-api-key"
@@ -36,11 +43,24 @@ def ensure_dev_tenant(settings: Settings, upstream_base_url: str | None, upstrea
         tenancy.set_provider(
             session, org, DEV_PROVIDER, kind="openai", api_key=upstream_key, base_url=upstream_base_url
         )
+        if fanout_base_url:
+            tenancy.set_provider(
+                session,
+                org,
+                DEV_FANOUT_PROVIDER,
+                kind="fanout",
+                api_key=upstream_key,
+                base_url=fanout_base_url,
+            )
+        else:  # one provider again: batches need no header
+            tenancy.delete_provider(session, org.id, DEV_FANOUT_PROVIDER)
     engine.dispose()
     return key_file.read_text().strip()
 
 
-async def run_dev(settings: Settings, *, temporal_port: int, ui_port: int, simulator_port: int) -> None:
+async def run_dev(
+    settings: Settings, *, temporal_port: int, ui_port: int, simulator_port: int, fanout: bool = False
+) -> None:
     from batchway.simulator import SimulatorConfig, create_simulator_app  # the demo upstream
     from worker import run_worker
 
@@ -52,8 +72,12 @@ async def run_dev(settings: Settings, *, temporal_port: int, ui_port: int, simul
     )
     openai_key = os.environ.get("OPENAI_API_KEY")
     simulate = not openai_key
-    upstream_url = f"http://127.0.0.1:{simulator_port}/v1" if simulate else os.environ.get("OPENAI_BASE_URL")
-    api_key = ensure_dev_tenant(settings, upstream_url, openai_key or "simulated")
+    simulator_url = f"http://127.0.0.1:{simulator_port}/v1"
+    upstream_url = simulator_url if simulate else os.environ.get("OPENAI_BASE_URL")
+    api_key = ensure_dev_tenant(
+        settings, upstream_url, openai_key or "simulated", simulator_url if fanout else None
+    )
+    serve_simulator = simulate or fanout
 
     temporal = start_temporal_dev_server(
         port=temporal_port,
@@ -75,7 +99,7 @@ async def run_dev(settings: Settings, *, temporal_port: int, ui_port: int, simul
             serve_until(embedded_server(create_app(settings), settings.api_host, settings.api_port), stop)
         ),
     ]
-    if simulate:
+    if serve_simulator:
         sim_app = create_simulator_app(SimulatorConfig(data_dir=Path(settings.data_dir / "simulator")))
         tasks.append(
             asyncio.create_task(serve_until(embedded_server(sim_app, "127.0.0.1", simulator_port), stop))
@@ -89,7 +113,12 @@ async def run_dev(settings: Settings, *, temporal_port: int, ui_port: int, simul
             f"  Temporal UI  http://127.0.0.1:{ui_port}\n"
             f"  API key      {api_key}\n"
             f"  upstream     {upstream_label}\n"
-            f"  data dir     {settings.data_dir.resolve()}\n"
+            + (
+                f"  fan-out      provider 'fanout' -> {simulator_url} (header batchway-provider: fanout)\n"
+                if fanout
+                else ""
+            )
+            + f"  data dir     {settings.data_dir.resolve()}\n"
             "Press Ctrl-C to stop.",
             flush=True,
         )

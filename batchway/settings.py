@@ -47,6 +47,14 @@ class Settings(BaseSettings):
     # Timeout of one upstream HTTP call; kept below the activities' start-to-close timeout.
     upstream_timeout_seconds: float = 120.0
 
+    # Fan-out (upstreams with no batch API): lines per chunk activity, chunks of one batch in flight at
+    # once, how long in-flight calls may finish after a cancel or the deadline, and this worker's share of
+    # a provider's explicit rpm/tpm when several workers run fan-outs (e.g. 0.5 with two workers).
+    fanout_chunk_lines: int = 250
+    fanout_chunks_in_flight: int = 4
+    fanout_stop_grace_seconds: float = 5.0
+    fanout_worker_share: float = 1.0
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'batchway.storage.db').resolve()}"

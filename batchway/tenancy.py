@@ -69,7 +69,10 @@ def set_provider(
 ) -> ProviderConfig:
     if not looks_like_id(name):
         raise ValueError(f"provider names use letters, digits, '-' and '_' only: {name!r}")
-    checked = get_kind(kind).check_options(options)
+    provider_kind = get_kind(kind)
+    checked = provider_kind.check_options(options)
+    if provider_kind.style == "executed" and not base_url:
+        raise ValueError(f"a {kind} provider needs --base-url (the upstream's API root, e.g. http://host/v1)")
     row = session.exec(
         select(ProviderConfig).where(ProviderConfig.org_id == org.id, ProviderConfig.name == name)
     ).first()
@@ -79,6 +82,15 @@ def set_provider(
     session.add(row)
     session.commit()
     return row
+
+
+def delete_provider(session: Session, org_id: str, name: str) -> bool:
+    row = get_provider(session, org_id, name)
+    if row is None:
+        return False
+    session.delete(row)
+    session.commit()
+    return True
 
 
 def list_providers(session: Session, org_id: str) -> list[ProviderConfig]:

@@ -35,6 +35,7 @@ async def start_batch_workflow(
             poll_min_seconds=settings.poll_interval_min_seconds,
             poll_max_seconds=settings.poll_interval_max_seconds,
             polls_per_run=settings.polls_per_run,
+            chunks_in_flight=settings.fanout_chunks_in_flight,
         ),
         id=spec.id,
         task_queue=settings.task_queue,

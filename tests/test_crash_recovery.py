@@ -136,3 +136,47 @@ async def test_worker_killed_in_each_phase_recovers(
     await every_line_once(client, batch, {line["custom_id"] for line in lines})
     assert upstream.stats()["batches_created"][created.id] == 1
     assert recovery < RECOVERY_BOUND_SECONDS
+
+
+async def test_worker_killed_in_the_middle_of_a_fan_out(
+    base_settings: Settings, start_api: Callable[..., str], start_simulator: Callable[..., str], temporal_env
+) -> None:
+    """A fan-out batch on a rate-limited upstream, its worker SIGKILLed mid-run: a new worker finishes it
+    with every line once, and sends again only lines whose answer the dead worker had not stored."""
+    import httpx
+
+    from batchway.contracts import PROGRESS_QUERY
+
+    settings = base_settings.model_copy(update={"task_queue": f"crash-fanout-{uuid.uuid4().hex[:6]}"})
+    sim_url = start_simulator(chat_latency_seconds=1.0)  # many calls in flight when the worker dies
+    sim = sim_url.removesuffix("/v1")
+    with worker_process(settings) as workers:
+        _, key = create_org(settings.resolved_database_url, {"vllm": sim_url}, kinds={"vllm": "fanout"})
+        client = openai.AsyncOpenAI(
+            base_url=start_api(task_queue=settings.task_queue), api_key=key, max_retries=0
+        )
+        lines = [chat_line(f"fan-{i}", f"line {i}") for i in range(600)]
+        created = await submit(client, lines)
+        deadline = time.monotonic() + 120
+        while (await client.batches.retrieve(created.id)).request_counts.completed < 150:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+        kill(workers[0])
+        restarted = time.monotonic()
+        workers.append(start_worker(settings))
+        batch = await wait_for(client, created.id, timeout=180)
+        recovery = time.monotonic() - restarted
+        progress = await temporal_env.client.get_workflow_handle(created.id).query(PROGRESS_QUERY)
+    bodies = httpx.get(f"{sim}/_simulator/chat/stats").json()["bodies"]
+    print(
+        f"\nfan-out: finished {recovery:.1f} s after the restart; upstream re-sends {bodies['repeats']} "
+        f"(answered twice: {bodies['ok_repeats']}); re-sends batchway reported: {progress['resent']}"
+    )
+    assert batch.status == "completed" and batch.request_counts.completed == 600
+    await every_line_once(client, batch, {line["custom_id"] for line in lines})
+    assert bodies["distinct"] == 600
+    assert bodies["ok_repeats"] <= 256, "at most the in-flight window is answered twice"
+    # batchway counts the lines the dead attempt had reported sent (its last heartbeat, at most ~2 s old)
+    # and not stored: an estimate of the upstream's own count, bounded by the same window.
+    assert progress["resent"] <= 256
+    assert (progress["resent"] > 0) == (bodies["repeats"] > 0)

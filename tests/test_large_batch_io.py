@@ -16,7 +16,7 @@ import pytest
 from tests.batch_helpers import chat_line, submit, wait_for
 
 pytestmark = pytest.mark.usefixtures("worker")
-LINES = 40_000
+LINES = 50_000
 
 
 class LoopLag:
@@ -95,7 +95,8 @@ async def test_finishing_a_large_batch_keeps_the_loop_and_the_database_free(
             writer.finish()
     assert batch.status == "completed" and batch.request_counts.completed == LINES
     print(f"\nworst event-loop stall {lag.worst:.3f} s, worst concurrent write {writer.worst:.3f} s")
-    # Generous bounds for a loaded 2-core machine. One transaction for every line of a batch this size
-    # held the write lock for 1.5-2.5 s; blocking I/O on the loop stalled it for seconds.
-    assert lag.worst < 1.0
-    assert writer.worst < 1.0
+    # Generous bounds for a loaded 2-core machine (threads of this process, the API's and the simulator's
+    # among them, share its GIL with the loop). One transaction for every line of a batch this size held
+    # the write lock for ~3 s; reading or parsing the files on the loop stalls it for seconds.
+    assert lag.worst < 2.0
+    assert writer.worst < 1.5

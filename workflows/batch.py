@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         Progress,
         SubmitResult,
     )
+    from workflows.fanout import FanoutPhase
     from workflows.options import CANCEL, COLLECT, FINALIZE, OPEN, POLL, SUBMIT
 
 # While an upstream winds a cancelled batch down, look again this often.
@@ -55,6 +56,7 @@ class BatchWorkflow:
             self.status = "cancelling"
         self.poll: PollResult | None = None
         self._submit: ActivityHandle[SubmitResult] | None = None
+        self._fanout = FanoutPhase(state, state.chunks_in_flight)
 
     @workflow.signal(name=CANCEL_SIGNAL)
     def cancel(self) -> None:
@@ -62,16 +64,21 @@ class BatchWorkflow:
 
     @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> Progress:
-        poll = self.poll
+        state, poll = self.state, self.poll
+        if state.chunks is not None:  # fan-out: what the finished chunks account for
+            completed, total = state.lines_done, state.chunks[-1].last_line if state.chunks else 0
+        else:
+            completed, total = (poll.completed, poll.total) if poll else (0, 0)
         return Progress(
-            batch_id=self.state.spec.id,
-            phase=self.state.phase,
+            batch_id=state.spec.id,
+            phase=state.phase,
             status=self.status,
             upstream_state=poll.state if poll else None,
-            completed=poll.completed if poll else 0,
+            completed=completed,
             failed=poll.failed if poll else 0,
-            total=poll.total if poll else 0,
-            cancel_requested=self.state.cancel_requested,
+            total=total,
+            cancel_requested=state.cancel_requested,
+            resent=state.resent,
         )
 
     @workflow.run
@@ -104,13 +111,15 @@ class BatchWorkflow:
                 RowActivities.open_batch, state.spec, summary="check the input", **OPEN
             )
             if opened.ok:
-                state.phase = "submit"
+                state.phase = "submit" if state.style == "remote" else "execute"
             else:
                 state.outcome, state.phase = "failed", "finalize"
         if state.phase == "submit":
             await self._submit_phase(ref)
         if state.phase == "poll":
             await self._poll_phase(ref)
+        if state.phase == "execute":
+            await self._execute_phase()
         if state.phase == "collect":
             await self._collect_phase()
         return await self._finalize()
@@ -204,6 +213,38 @@ class BatchWorkflow:
                 timeout=timedelta(seconds=wait),
                 timeout_summary="wait before the next poll",
             )
+
+    async def _execute_phase(self) -> None:
+        """Fan-out: batchway runs the lines itself, chunk by chunk."""
+        state = self.state
+        fanout = self._fanout
+        await fanout.plan()
+        self._show("in_progress")
+        outcome = await fanout.run(self._show_fanout_progress)
+        if outcome == "cancelled":
+            await workflow.execute_activity_method(
+                RowActivities.mark_cancelling,
+                BatchRef(batch_id=state.spec.id),
+                summary="record the cancel",
+                **OPEN,
+            )
+        if outcome is None:  # a long run: carry on in a fresh history once the chunks in flight are done
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            workflow.continue_as_new(state)
+        state.outcome, state.phase = outcome, "finalize"
+
+    def _show_fanout_progress(self) -> None:
+        state, fanout = self.state, self._fanout
+        total = state.chunks[-1].last_line if state.chunks else 0
+        detail = f"{state.lines_done}/{total} lines in finished chunks, {len(fanout.running)} chunks running"
+        if fanout.last is not None:
+            detail += (
+                f", {fanout.last.admitted_per_second:.1f} req/s, concurrency {fanout.last.concurrency}, "
+                f"{fanout.last.rate_limited} 429s"
+            )
+        if state.resent:
+            detail += f", {state.resent} lines re-sent after a crash"
+        self._show("cancelling" if state.cancel_requested else self.status, detail)
 
     async def _collect_phase(self) -> None:
         state = self.state

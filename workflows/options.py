@@ -62,3 +62,15 @@ FINALIZE: dict[str, Any] = dict(
     heartbeat_timeout=HEARTBEAT,
     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)),
 )
+PLAN: dict[str, Any] = dict(
+    start_to_close_timeout=timedelta(minutes=30), heartbeat_timeout=HEARTBEAT, retry_policy=_retry()
+)
+# A chunk runs its lines with per-line retries of its own; an attempt fails only when its worker does
+# (or storage is down), and the next attempt resumes from what is stored. The workflow waits for a
+# cancelled chunk to store what its in-flight calls answered.
+CHUNK: dict[str, Any] = dict(
+    start_to_close_timeout=timedelta(hours=6),
+    heartbeat_timeout=HEARTBEAT,
+    cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry_policy=_retry(),
+)

@@ -131,8 +131,10 @@ class RequestLine:
 class ExecutedUpstream(Protocol):
     style: Literal["executed"]
 
-    async def execute(self, request: RequestLine) -> ResultLine:
-        """Run one line; every outcome (answer, error status, transport failure) is a `ResultLine`."""
+    async def execute(self, request: RequestLine, dispatch: Any = None) -> ResultLine | None:
+        """Run one line, retries included; every outcome (answer, error status, transport failure) is a
+        `ResultLine`. `dispatch` (the adapter's own type) lets the caller stop sending and see which
+        lines went out; None means the line was not sent because the caller stopped."""
         ...
 
     async def aclose(self) -> None: ...

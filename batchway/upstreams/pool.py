@@ -9,7 +9,8 @@ import logging
 
 from batchway.settings import Settings
 from batchway.upstreams.base import Upstream
-from batchway.upstreams.registry import UpstreamConfig, get_kind
+from batchway.upstreams.fanout.registry import LimiterRegistry
+from batchway.upstreams.registry import BuildContext, UpstreamConfig, get_kind
 
 log = logging.getLogger(__name__)
 
@@ -17,13 +18,14 @@ log = logging.getLogger(__name__)
 class UpstreamPool:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.context = BuildContext(settings, LimiterRegistry())
         self._adapters: dict[tuple[object, ...], Upstream] = {}
 
     def get(self, config: UpstreamConfig) -> Upstream:
         key = config.fingerprint()
         adapter = self._adapters.get(key)
         if adapter is None:
-            adapter = self._adapters[key] = get_kind(config.kind).build(config, self.settings)
+            adapter = self._adapters[key] = get_kind(config.kind).build(config, self.context)
         return adapter
 
     async def aclose(self) -> None:

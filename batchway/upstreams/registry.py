@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from batchway.settings import Settings
 from batchway.upstreams.base import Upstream
+from batchway.upstreams.fanout.adapter import FanoutOptions, FanoutUpstream
+from batchway.upstreams.fanout.registry import LimiterRegistry
 
 # Every endpoint a batch may name (OpenAI's batch endpoints batchway supports).
 BATCH_ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/responses")
@@ -36,33 +38,68 @@ class NoOptions(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
+class BuildContext:
+    """What adapters of one process share: settings, and the fan-out rate limiters (one per upstream and
+    key, whichever provider config names them)."""
+
+    settings: Settings
+    limiters: LimiterRegistry
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderKind:
     name: str
     style: Literal["remote", "executed"]
     endpoints: tuple[str, ...]
-    build: Callable[[UpstreamConfig, Settings], Upstream]
+    build: Callable[[UpstreamConfig, BuildContext], Upstream]
     options_model: type[BaseModel] = NoOptions
 
     def check_options(self, options: dict[str, Any] | None) -> dict[str, Any]:
         """The options validated against this kind's model; ValueError naming the problem otherwise."""
         try:
-            return self.options_model.model_validate(options or {}).model_dump(exclude_none=True)
+            return self.options_model.model_validate(options or {}).model_dump(exclude_unset=True)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise ValueError(f"invalid options for a {self.name} provider: {problems}") from None
 
 
-def _build_openai(config: UpstreamConfig, settings: Settings) -> Upstream:
+def _build_openai(config: UpstreamConfig, context: BuildContext) -> Upstream:
     from batchway.upstreams.openai_batch import OpenAIBatchUpstream
 
     return OpenAIBatchUpstream(
-        api_key=config.api_key, base_url=config.base_url, timeout_seconds=settings.upstream_timeout_seconds
+        api_key=config.api_key,
+        base_url=config.base_url,
+        timeout_seconds=context.settings.upstream_timeout_seconds,
+    )
+
+
+def _build_fanout(config: UpstreamConfig, context: BuildContext) -> Upstream:
+    if not config.base_url:
+        raise ValueError("a fan-out provider needs a base URL")
+    options = FanoutOptions.model_validate(config.options)
+    limiter_config = FanoutUpstream.limiter_config(options, context.settings.fanout_worker_share)
+    return FanoutUpstream(
+        base_url=config.base_url,
+        api_key=config.api_key,
+        options=options,
+        limiter=context.limiters.get(config.base_url, config.api_key, limiter_config),
+        timeout_seconds=context.settings.upstream_timeout_seconds,
+        max_connections=limiter_config.max_concurrency or limiter_config.ceiling_concurrency,
     )
 
 
 KINDS: dict[str, ProviderKind] = {
     kind.name: kind
-    for kind in (ProviderKind(name="openai", style="remote", endpoints=BATCH_ENDPOINTS, build=_build_openai),)
+    for kind in (
+        ProviderKind(name="openai", style="remote", endpoints=BATCH_ENDPOINTS, build=_build_openai),
+        ProviderKind(
+            name="fanout",
+            style="executed",
+            endpoints=BATCH_ENDPOINTS,
+            build=_build_fanout,
+            options_model=FanoutOptions,
+        ),
+    )
 }
 
 
