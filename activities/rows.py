@@ -20,7 +20,7 @@ class RowActivities:
     async def open_batch(self, spec: BatchSpec) -> OpenResult:
         deps = self.deps
         async with classified(), heartbeating():
-            return await deps.blocking(opening.open_batch, deps.engine, deps.blobs, deps.settings, spec)
+            return await deps.blocking(opening.open_batch, deps, spec)
 
     @activity.defn
     async def finalize_batch(self, request: FinalizeInput) -> FinalizeResult:

@@ -161,7 +161,7 @@ def keys_create(org: Annotated[str, typer.Option("--org")], data_dir: DataDir = 
 
 @providers_app.command("set")
 def providers_set(
-    kind: Annotated[str, typer.Argument(help="Provider kind: openai or fanout.")],
+    kind: Annotated[str, typer.Argument(help="Provider kind: openai, anthropic or fanout.")],
     org: Annotated[str, typer.Option("--org")],
     api_key: Annotated[str | None, typer.Option("--api-key")] = None,
     base_url: Annotated[

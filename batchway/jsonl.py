@@ -30,6 +30,7 @@ class LineSplitter:
     def __init__(self, max_line_bytes: int | None = None) -> None:
         self.max_line_bytes = max_line_bytes
         self.number = 0
+        self.consumed = 0  # bytes of the lines completed since a caller last reset it, newlines included
         self._partial = bytearray()
 
     def feed(self, chunk: bytes) -> Iterator[tuple[int, bytes]]:
@@ -43,9 +44,14 @@ class LineSplitter:
                 line = chunk[start:end]
             if self.max_line_bytes is not None and len(line) > self.max_line_bytes:
                 raise LineTooLong(self.number, self.max_line_bytes)
+            self.consumed += len(line) + 1
             yield self.number, line.removesuffix(b"\r")
             start = end + 1
-        self._partial += memoryview(chunk)[start:]
+        self.feed_partial(chunk[start:])
+
+    def feed_partial(self, data: bytes) -> None:
+        """Bytes of a line that goes on in the next chunk."""
+        self._partial += data
         if self.max_line_bytes is not None and len(self._partial) > self.max_line_bytes:
             raise LineTooLong(self.number + 1, self.max_line_bytes)
 
@@ -73,3 +79,21 @@ def iter_objects(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
 
 def dumps_line(obj: Any) -> bytes:
     return orjson.dumps(obj) + b"\n"
+
+
+def iter_line_spans(stream: BinaryIO, max_line_bytes: int | None = None) -> Iterator[tuple[int, int, bytes]]:
+    """Yield (1-based line number, byte offset where the line starts, line without its newline or
+    carriage return), so a later reader can seek straight to a line."""
+    splitter = LineSplitter(max_line_bytes)
+    offset = 0
+    for chunk in read_chunks(stream):
+        position = 0
+        while (end := chunk.find(b"\n", position)) != -1:
+            for number, line in splitter.feed(chunk[position : end + 1]):
+                yield number, offset, line
+            offset += splitter.consumed
+            splitter.consumed = 0
+            position = end + 1
+        splitter.feed_partial(chunk[position:])
+    for number, line in splitter.finish():
+        yield number, offset, line

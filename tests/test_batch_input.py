@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from batchway.batch_input import InputFileError, InputScanner
-from batchway.jsonl import LineTooLong, iter_lines
+from batchway.jsonl import LineTooLong, iter_line_spans, iter_lines
 from tests.batch_helpers import chat_line, jsonl
 
 
@@ -61,3 +63,18 @@ def test_nul_escapes_are_refused_but_the_literal_text_is_not() -> None:
     with pytest.raises(InputFileError) as exc:
         InputScanner(max_lines=10).scan([jsonl([chat_line("b", "a real \x00 byte")])])
     assert "NUL" in exc.value.message
+
+
+@pytest.mark.parametrize("read_size", [1, 2, 3, 5, 64])
+def test_line_spans_give_each_line_its_byte_offset_whatever_the_reads(read_size: int) -> None:
+    data = b'{"a":1}\r\n{"b":22}\n\n{"c":333}\n{"d":4}'
+
+    class SmallReads(io.BytesIO):
+        def read(self, size: int | None = -1) -> bytes:
+            return super().read(read_size)
+
+    spans = list(iter_line_spans(SmallReads(data)))
+    assert [number for number, _, _ in spans] == [1, 2, 3, 4, 5]
+    for _, offset, line in spans:
+        assert data[offset : offset + len(line)] == line
+    assert [line for _, _, line in spans] == [b'{"a":1}', b'{"b":22}', b"", b'{"c":333}', b'{"d":4}']

@@ -180,3 +180,27 @@ async def test_worker_killed_in_the_middle_of_a_fan_out(
     # and not stored: an estimate of the upstream's own count, bounded by the same window.
     assert progress["resent"] <= 256
     assert (progress["resent"] > 0) == (bodies["repeats"] > 0)
+
+
+async def test_worker_killed_while_finalizing_an_anthropic_batch(
+    base_settings: Settings, start_api: Callable[..., str], start_simulator: Callable[..., str]
+) -> None:
+    settings = base_settings.model_copy(update={"task_queue": f"crash-claude-{uuid.uuid4().hex[:6]}"})
+    root = start_simulator(lines_per_second=1_000_000).removesuffix("/v1")
+    with worker_process(settings) as workers:
+        _, key = create_org(settings.resolved_database_url, {"claude": root}, kinds={"claude": "anthropic"})
+        client = openai.AsyncOpenAI(
+            base_url=start_api(task_queue=settings.task_queue), api_key=key, max_retries=0
+        )
+        lines = [chat_line(f"a-{i}", f"line {i}", model="claude-x") for i in range(20_000)]
+        created = await submit(client, lines)
+        await until(lambda: row_status(settings, created.id) == "finalizing", timeout=120, every=0.005)
+        kill(workers[0])
+        restarted = time.monotonic()
+        workers.append(start_worker(settings))
+        batch = await wait_for(client, created.id, timeout=120)
+        recovery = time.monotonic() - restarted
+    print(f"\nrecovery after SIGKILL while finalizing an Anthropic batch: {recovery:.1f} s")
+    assert batch.status == "completed" and batch.request_counts.completed == 20_000
+    await every_line_once(client, batch, {line["custom_id"] for line in lines})
+    assert recovery < RECOVERY_BOUND_SECONDS

@@ -8,17 +8,20 @@ Blocking I/O: call from a thread.
 
 from __future__ import annotations
 
-from sqlalchemy.engine import Engine
+from typing import Any
+
 from sqlmodel import Session
 
 from batchway import lifecycle
 from batchway.batch_input import InputFileError, InputScan, InputScanner, LineProblem
 from batchway.contracts import BatchSpec, OpenResult
 from batchway.jsonl import read_chunks
+from batchway.pipeline.deps import Deps
 from batchway.settings import Settings
 from batchway.storage.blobstore import BlobStore
 from batchway.storage.db import insert_ignoring_conflicts
 from batchway.storage.models import BatchRecord, FileRecord
+from batchway.upstreams.base import PermanentUpstreamError
 
 
 def batch_row(spec: BatchSpec) -> dict[str, object]:
@@ -45,7 +48,8 @@ def insert_batch_row(session: Session, spec: BatchSpec) -> None:
     session.commit()
 
 
-def open_batch(engine: Engine, blobs: BlobStore, settings: Settings, spec: BatchSpec) -> OpenResult:
+def open_batch(deps: Deps, spec: BatchSpec) -> OpenResult:
+    engine, blobs = deps.engine, deps.blobs
     with Session(engine, expire_on_commit=False) as session:
         insert_batch_row(session, spec)
         batch = session.get(BatchRecord, spec.id)
@@ -53,12 +57,29 @@ def open_batch(engine: Engine, blobs: BlobStore, settings: Settings, spec: Batch
     assert batch is not None
     if lifecycle.is_terminal(batch.status):
         return OpenResult(ok=False)
-    problems, scan = _check_input(blobs, settings, batch, input_file)
+    problems, scan = _check_input(blobs, deps.settings, batch, input_file)
+    checkpoint: dict[str, Any] | None = None
+    if not problems and input_file is not None:
+        # Some upstreams need every line translated before anything is sent (and it may be refused).
+        try:
+            kind, config = deps.upstream_config(batch)
+        except PermanentUpstreamError as exc:
+            problems = [
+                LineProblem(code="provider_not_configured", message=str(exc), param="batchway-provider")
+            ]
+        else:
+            if kind.prepare_input is not None and not (batch.upstream or {}).get("checkpoint"):
+                problems, checkpoint = kind.prepare_input(
+                    blobs.open_read(input_file.blob_key), config.options
+                )
     if problems:
         lifecycle.transition(engine, batch.id, errors=[p.model_dump() for p in problems])
         return OpenResult(ok=False)
     assert scan is not None
-    lifecycle.transition(engine, batch.id, model=scan.model)
+    fields: dict[str, Any] = {"model": scan.model}
+    if checkpoint is not None:
+        fields["upstream"] = {"checkpoint": checkpoint}
+    lifecycle.transition(engine, batch.id, **fields)
     return OpenResult(ok=True, total=scan.line_count)
 
 

@@ -1,6 +1,9 @@
 """The steps of a batch on a remote upstream (one that runs whole batches): submit, poll, cancel and
 collect its results. Each step is safe to retry: what was created upstream is recorded on the batch
-row (`upstream`) before the next non-idempotent call, and results are stored first-writer-wins.
+row before the next non-idempotent call, and results are stored first-writer-wins.
+
+The row's `upstream` record holds the adapter's `checkpoint` (what a submit has done so far) and, once
+the submit completed, its `ref` (what status, cancel and results take).
 
 Retryable upstream errors propagate (Temporal retries the step); a permanent refusal is recorded on the
 batch row and reported in the step's result.
@@ -46,26 +49,46 @@ async def _remote(deps: Deps, batch: BatchRecord) -> RemoteUpstream:
     return upstream
 
 
+def upstream_ref(batch: BatchRecord) -> dict[str, Any] | None:
+    """What the upstream created for the batch, once a submit (or a cancel's search) found it."""
+    return (batch.upstream or {}).get("ref")
+
+
+def _checkpoint(batch: BatchRecord) -> dict[str, Any]:
+    return dict((batch.upstream or {}).get("checkpoint") or {})
+
+
+async def _save(
+    deps: Deps, batch_id: str, checkpoint: dict[str, Any], ref: dict[str, Any] | None = None
+) -> None:
+    record: dict[str, Any] = {"checkpoint": checkpoint}
+    if ref is not None:
+        record["ref"] = ref
+    await deps.blocking(lifecycle.transition, deps.engine, batch_id, upstream=record)
+
+
 def _job(deps: Deps, batch: BatchRecord) -> SubmitJob:
     async def save(checkpoint: dict[str, Any]) -> None:
-        await deps.blocking(lifecycle.transition, deps.engine, batch.id, upstream=checkpoint)
+        job.checkpoint = checkpoint
+        await _save(deps, batch.id, checkpoint)
 
-    return SubmitJob(
+    job = SubmitJob(
         batch_id=batch.id,
         endpoint=batch.endpoint,
         model=batch.model,
         line_count=0,
         started_at=batch.submit_started_at or now(),
         open_input=lambda: open_input(deps, batch),
-        checkpoint=dict(batch.upstream or {}),
+        checkpoint=_checkpoint(batch),
         save=save,
     )
+    return job
 
 
 async def submit(deps: Deps, batch_id: str) -> SubmitResult:
     """Create the upstream batch (at most once across retries) and move the batch to `in_progress`."""
     batch = await _load(deps, batch_id)
-    if batch.upstream and "batch_id" in batch.upstream:
+    if upstream_ref(batch) is not None:
         return SubmitResult(ok=True)
     if batch.submit_started_at is None:  # recorded before anything is sent: a retry searches from here
         batch = await deps.blocking(lifecycle.transition, deps.engine, batch_id, submit_started_at=now())
@@ -82,7 +105,12 @@ async def submit(deps: Deps, batch_id: str) -> SubmitResult:
         )
         return SubmitResult(ok=False)
     await deps.blocking(
-        lifecycle.transition, deps.engine, batch_id, lifecycle.Status.IN_PROGRESS, upstream=ref, total=total
+        lifecycle.transition,
+        deps.engine,
+        batch_id,
+        lifecycle.Status.IN_PROGRESS,
+        upstream={"checkpoint": job.checkpoint, "ref": ref},
+        total=total,
     )
     return SubmitResult(ok=True)
 
@@ -90,8 +118,8 @@ async def submit(deps: Deps, batch_id: str) -> SubmitResult:
 async def poll(deps: Deps, batch_id: str) -> PollResult:
     """Read the upstream batch once and mirror its progress into the batch row."""
     batch = await _load(deps, batch_id)
-    ref = batch.upstream or {}
-    if "batch_id" not in ref:  # nothing was created upstream (cancel_upstream looked for it)
+    ref = upstream_ref(batch)
+    if ref is None:  # nothing was created upstream (cancel_upstream looked for it)
         return PollResult(state="cancelled", ended=True, cancel_requested=batch.cancel_requested)
     try:
         status = await (await _remote(deps, batch)).status(ref)
@@ -128,16 +156,16 @@ async def cancel(deps: Deps, batch_id: str, *, requested: bool) -> bool:
             lifecycle.transition, deps.engine, batch_id, lifecycle.Status.CANCELLING, cancel_requested=True
         )
     batch = await _load(deps, batch_id)
-    ref = dict(batch.upstream or {})
-    if batch.submit_started_at is None and not ref:
+    ref = upstream_ref(batch)
+    if batch.submit_started_at is None and ref is None:
         return False  # nothing was ever sent upstream
     upstream = await _remote(deps, batch)
-    if "batch_id" not in ref:
+    if ref is None:
         found = await upstream.find(_job(deps, batch))
         if found is None:
             return False
         ref = found
-        await deps.blocking(lifecycle.transition, deps.engine, batch_id, upstream=ref)
+        await _save(deps, batch_id, _checkpoint(batch), ref)
     try:
         await upstream.cancel(ref)
     except PermanentUpstreamError as exc:  # e.g. it already ended: polling will see how
@@ -148,15 +176,15 @@ async def cancel(deps: Deps, batch_id: str, *, requested: bool) -> bool:
 async def collect(deps: Deps, batch_id: str, outcome: Outcome) -> CollectResult:
     """Store every result the upstream hands over, one `ResultLine` per input custom_id at most."""
     batch = await _load(deps, batch_id)
-    ref = batch.upstream or {}
-    if "batch_id" not in ref:
+    ref = upstream_ref(batch)
+    if ref is None:
         return CollectResult(fetched=True)
     index = await deps.blocking(input_index, deps, batch)
     already = await deps.blocking(stored_custom_ids, deps.engine, batch_id)
     sink = ResultSink(deps.engine, deps.blobs, labels(batch))
     collector = _Collector(index, already, expired=outcome == "expired")
     try:
-        async for item in (await _remote(deps, batch)).results(ref):
+        async for item in (await _remote(deps, batch)).results(ref, index):
             for line in collector.take(item):
                 sink.add(line, index.line_of(line.custom_id))
             if sink.pending >= FLUSH_LINES:

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Literal, Protocol, runtime_checkable
 
+from batchway.batch_input import InputIndex
 from batchway.upstreams.result_line import ResultLine, UnreadableResult
 
 # Tag put on every upstream batch so a retried submit can find the one it already created.
@@ -97,7 +98,8 @@ class RemoteUpstream(Protocol):
 
     async def submit(self, job: SubmitJob) -> dict[str, Any]:
         """Create the upstream batch (at most once across retries: look for one created by an earlier
-        attempt first, and cancel any duplicate found); return the reference the other calls take."""
+        attempt first, and cancel any duplicate found); return the reference the other calls take.
+        `job.save` persists the adapter's checkpoint between non-idempotent steps."""
         ...
 
     async def find(self, job: SubmitJob) -> dict[str, Any] | None:
@@ -108,10 +110,11 @@ class RemoteUpstream(Protocol):
 
     async def cancel(self, ref: dict[str, Any]) -> None: ...
 
-    def results(self, ref: dict[str, Any]) -> AsyncIterator[ResultLine | UnreadableResult]:
-        """Every result the upstream has for the batch (none if it has not published any). A result that
-        cannot be read is yielded as the `UnreadableResult` (its `custom_id` set when that much was
-        readable); it never stops the iteration."""
+    def results(self, ref: dict[str, Any], index: InputIndex) -> AsyncIterator[ResultLine | UnreadableResult]:
+        """Every result the upstream has for the batch (none if it has not published any), under the
+        client's custom_ids (`index` maps an adapter's own ids back by line). A result that cannot be
+        read is yielded as the `UnreadableResult` (its `custom_id` set when that much was readable); it
+        never stops the iteration."""
         ...
 
     async def aclose(self) -> None: ...

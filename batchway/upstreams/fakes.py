@@ -62,7 +62,9 @@ class FakeRemoteUpstream:
             raise PermanentUpstreamError("refused", status_code=400)
         self.cancelled.append(ref)
 
-    async def results(self, ref: dict[str, Any]) -> AsyncIterator[ResultLine | UnreadableResult]:
+    async def results(
+        self, ref: dict[str, Any], index: Any = None
+    ) -> AsyncIterator[ResultLine | UnreadableResult]:
         self._call("results")
         for item in self.result_items:
             yield item

@@ -19,6 +19,7 @@ import httpx
 import openai
 import orjson
 
+from batchway.batch_input import InputIndex
 from batchway.jsonl import LineTooLong, iter_lines, read_chunks
 from batchway.upstreams.base import (
     BATCHWAY_TAG,
@@ -139,9 +140,10 @@ class OpenAIBatchUpstream:
                 completion_window="24h",
                 metadata={BATCHWAY_TAG: job.batch_id},
             )
+        ref = {"input_file_id": checkpoint["input_file_id"], "batch_id": batch.id}
         if retried:  # an earlier create may yet appear upstream: keep one batch, cancel the others
-            return await self.find(job) or {**checkpoint, "batch_id": batch.id}
-        return {**checkpoint, "batch_id": batch.id}
+            return await self.find(job) or ref
+        return ref
 
     async def find(self, job: SubmitJob) -> dict[str, Any] | None:
         """Page through the upstream's batches, newest first, back to our first attempt; keep the oldest
@@ -164,7 +166,7 @@ class OpenAIBatchUpstream:
         for duplicate in duplicates:
             async with mapped_errors():
                 await self.client.batches.cancel(duplicate.id)
-        return {**job.checkpoint, "input_file_id": keep.input_file_id, "batch_id": keep.id}
+        return {"input_file_id": keep.input_file_id, "batch_id": keep.id}
 
     async def status(self, ref: dict[str, Any]) -> RemoteStatus:
         async with mapped_errors():
@@ -174,7 +176,9 @@ class OpenAIBatchUpstream:
         async with mapped_errors():
             await self.client.batches.cancel(ref["batch_id"])
 
-    async def results(self, ref: dict[str, Any]) -> AsyncIterator[ResultLine | UnreadableResult]:
+    async def results(
+        self, ref: dict[str, Any], index: InputIndex | None = None
+    ) -> AsyncIterator[ResultLine | UnreadableResult]:
         async with mapped_errors():
             batch = await self.client.batches.retrieve(ref["batch_id"])
         for file_id in (batch.output_file_id, batch.error_file_id):

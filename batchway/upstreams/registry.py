@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from batchway.settings import Settings
+from batchway.upstreams.anthropic.parts import AnthropicOptions, plan_parts
 from batchway.upstreams.base import Upstream
 from batchway.upstreams.fanout.adapter import FanoutOptions, FanoutUpstream
 from batchway.upstreams.fanout.registry import LimiterRegistry
@@ -46,6 +47,11 @@ class BuildContext:
     limiters: LimiterRegistry
 
 
+# Reads a batch's stored input once, before anything is sent upstream: returns the lines that cannot run
+# on this kind of upstream (as `batch_input.LineProblem`s) and the adapter's first checkpoint.
+PrepareInput = Callable[[BinaryIO, dict[str, Any]], tuple[list[Any], dict[str, Any]]]
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderKind:
     name: str
@@ -53,6 +59,7 @@ class ProviderKind:
     endpoints: tuple[str, ...]
     build: Callable[[UpstreamConfig, BuildContext], Upstream]
     options_model: type[BaseModel] = NoOptions
+    prepare_input: PrepareInput | None = None
 
     def check_options(self, options: dict[str, Any] | None) -> dict[str, Any]:
         """The options validated against this kind's model; ValueError naming the problem otherwise."""
@@ -88,10 +95,34 @@ def _build_fanout(config: UpstreamConfig, context: BuildContext) -> Upstream:
     )
 
 
+def _build_anthropic(config: UpstreamConfig, context: BuildContext) -> Upstream:
+    from batchway.upstreams.anthropic.adapter import AnthropicBatchUpstream
+
+    return AnthropicBatchUpstream(
+        api_key=config.api_key,
+        base_url=config.base_url,
+        options=AnthropicOptions.model_validate(config.options),
+        timeout_seconds=context.settings.upstream_timeout_seconds,
+    )
+
+
+def _prepare_anthropic(stream: BinaryIO, options: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    problems, parts = plan_parts(stream, AnthropicOptions.model_validate(options))
+    return problems, {"parts": [part.model_dump() for part in parts]}
+
+
 KINDS: dict[str, ProviderKind] = {
     kind.name: kind
     for kind in (
         ProviderKind(name="openai", style="remote", endpoints=BATCH_ENDPOINTS, build=_build_openai),
+        ProviderKind(
+            name="anthropic",
+            style="remote",
+            endpoints=("/v1/chat/completions",),
+            build=_build_anthropic,
+            options_model=AnthropicOptions,
+            prepare_input=_prepare_anthropic,
+        ),
         ProviderKind(
             name="fanout",
             style="executed",

@@ -107,7 +107,7 @@ async def test_submit_records_the_attempt_then_the_upstream_batch(world: World) 
     assert (await remote.submit(world.deps, world.batch_id)).ok
     row = world.row()
     assert row.status == "in_progress" and row.total == 6 and row.submit_started_at
-    assert row.upstream == {"batch_id": f"fake-{world.batch_id}", "lines": 6}
+    assert row.upstream["ref"] == {"batch_id": f"fake-{world.batch_id}", "lines": 6}
     assert (await remote.submit(world.deps, world.batch_id)).ok  # a retry does nothing more
     assert world.fake.created == [world.batch_id]
 
@@ -198,7 +198,7 @@ async def test_cancel_finds_a_batch_a_cut_short_submit_created(world: World) -> 
     lifecycle.transition(world.deps.engine, world.batch_id, submit_started_at=1)
     assert await remote.cancel(world.deps, world.batch_id, requested=True) is True
     assert world.fake.cancelled == [{"batch_id": f"fake-{world.batch_id}"}]
-    assert world.row().upstream == {"batch_id": f"fake-{world.batch_id}"}
+    assert world.row().upstream["ref"] == {"batch_id": f"fake-{world.batch_id}"}
 
 
 async def test_a_refused_cancel_is_not_an_error(world: World) -> None:

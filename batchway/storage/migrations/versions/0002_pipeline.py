@@ -46,9 +46,9 @@ def upgrade() -> None:
         )
     ).all()
     for batch_id, file_id, upstream_batch_id in rows:
-        record = {"input_file_id": file_id, "create_attempted": True}
+        record: dict[str, object] = {"checkpoint": {"input_file_id": file_id, "create_attempted": True}}
         if upstream_batch_id:
-            record["batch_id"] = upstream_batch_id
+            record["ref"] = {"input_file_id": file_id, "batch_id": upstream_batch_id}
         connection.execute(batches.update().where(batches.c.id == batch_id).values(upstream=record))
     with op.batch_alter_table("batchrecord", schema=None) as batch_op:
         batch_op.drop_column("upstream_batch_id")
