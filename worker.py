@@ -15,6 +15,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.fanout import FanoutActivities
+from activities.notify import NotifyActivities
 from activities.remote import RemoteActivities
 from activities.rows import RowActivities
 from activities.sweeper import SweeperActivities
@@ -36,7 +37,7 @@ def build_deps(settings: Settings) -> Deps:
     return Deps(engine, make_blob_store(settings.resolved_blob_url), settings, UpstreamPool(settings))
 
 
-def build_worker(client: Client, settings: Settings, deps: Deps) -> Worker:
+def build_worker(client: Client, settings: Settings, deps: Deps, notify: NotifyActivities) -> Worker:
     rows, remote, fanout = RowActivities(deps), RemoteActivities(deps), FanoutActivities(deps)
     sweeper = SweeperActivities(deps, client)
     return Worker(
@@ -47,6 +48,7 @@ def build_worker(client: Client, settings: Settings, deps: Deps) -> Worker:
             rows.open_batch,
             rows.finalize_batch,
             rows.mark_cancelling,
+            rows.score_batch,
             fanout.plan_chunks,
             fanout.run_chunk,
             remote.submit_batch,
@@ -54,6 +56,7 @@ def build_worker(client: Client, settings: Settings, deps: Deps) -> Worker:
             remote.cancel_upstream,
             remote.collect_results,
             sweeper.recover_orphans,
+            notify.notify_batch,
         ],
         graceful_shutdown_timeout=timedelta(seconds=10),
         # Heartbeat details are a fan-out chunk's record of the lines it sent: send them within ~2 s
@@ -67,11 +70,13 @@ def build_worker(client: Client, settings: Settings, deps: Deps) -> Worker:
 async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Worker]:
     """A started worker (and the sweeper schedule), shut down with its upstream clients on exit."""
     deps = build_deps(settings)
+    notify = NotifyActivities(deps)
     try:
         await ensure_sweeper_schedule(client, settings)
-        async with build_worker(client, settings, deps) as worker:
+        async with build_worker(client, settings, deps, notify) as worker:
             yield worker
     finally:
+        await notify.aclose()
         await deps.aclose()
         deps.engine.dispose()
 

@@ -7,8 +7,8 @@ from temporalio import activity
 from activities.errors import classified
 from activities.heartbeat import heartbeating
 from batchway import lifecycle
-from batchway.contracts import BatchRef, BatchSpec, FinalizeInput, FinalizeResult, OpenResult
-from batchway.pipeline import finalize, opening
+from batchway.contracts import BatchRef, BatchSpec, FinalizeInput, FinalizeResult, OpenResult, ScoreResult
+from batchway.pipeline import finalize, opening, scoring
 from batchway.pipeline.deps import Deps
 
 
@@ -40,3 +40,9 @@ class RowActivities:
                 lifecycle.Status.CANCELLING,
                 cancel_requested=True,
             )
+
+    @activity.defn
+    async def score_batch(self, ref: BatchRef) -> ScoreResult:
+        """Feedback scores for a completed batch (a no-op unless the org's plan has feedback)."""
+        async with classified(), heartbeating():
+            return await scoring.score_batch(self.deps, ref.batch_id)

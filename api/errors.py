@@ -15,7 +15,7 @@ log = logging.getLogger("batchway.api")
 
 
 def _respond(error: APIError) -> JSONResponse:
-    return JSONResponse(error.envelope(), status_code=error.status_code)
+    return JSONResponse(error.envelope(), status_code=error.status_code, headers=error.headers or None)
 
 
 def install_error_handlers(app: FastAPI) -> None:

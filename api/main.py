@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import batches, files, health
+from api.routes import batches, files, health, requests, usage
 from api.state import AppState
 from batchway.http import RequestIdMiddleware
 from batchway.settings import Settings, get_settings
@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
 
-    for module in (files, batches, health):
+    for module in (files, batches, requests, usage, health):
         app.include_router(module.router)
     return app
 

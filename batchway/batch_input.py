@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import orjson
 from pydantic import BaseModel
 
-from batchway.jsonl import LineTooLong, iter_lines, iter_objects
+from batchway.jsonl import LineTooLong, iter_line_spans, iter_lines
 
 MAX_RECORDED_PROBLEMS = 100
 # `\u0000` in JSON text, not preceded by an escaping backslash (`\\u0000` is the literal text).
@@ -190,29 +191,48 @@ class InputScanner:
         return self._scan
 
 
-class InputIndex:
-    """Which input line each custom_id is on (a file that passed the scan has unique custom_ids)."""
+@dataclass(frozen=True, slots=True)
+class LineSpan:
+    """Where one request sits in a stored input file."""
 
-    def __init__(self, lines: dict[str, int]) -> None:
-        self.lines = lines
+    line: int
+    offset: int
+    length: int
+
+
+class InputIndex:
+    """Where each custom_id is in a stored input file (a file that passed the scan has unique ids)."""
+
+    def __init__(self, spans: dict[str, LineSpan]) -> None:
+        self.spans = spans
         self._by_line: dict[int, str] | None = None
 
     def __len__(self) -> int:
-        return len(self.lines)
+        return len(self.spans)
 
     def __contains__(self, custom_id: object) -> bool:
-        return custom_id in self.lines
+        return custom_id in self.spans
+
+    def span_of(self, custom_id: str) -> LineSpan | None:
+        return self.spans.get(custom_id)
 
     def line_of(self, custom_id: str) -> int | None:
-        return self.lines.get(custom_id)
+        span = self.spans.get(custom_id)
+        return span.line if span else None
 
     def custom_id_at(self, line: int) -> str | None:
         if self._by_line is None:
-            self._by_line = {number: custom_id for custom_id, number in self.lines.items()}
+            self._by_line = {span.line: custom_id for custom_id, span in self.spans.items()}
         return self._by_line.get(line)
 
 
 def read_index(stream: BinaryIO) -> InputIndex:
     """Index a stored input file (blocking; it parses every line)."""
     with stream:
-        return InputIndex({obj["custom_id"]: number for number, obj in iter_objects(stream)})
+        return InputIndex(
+            {
+                orjson.loads(raw)["custom_id"]: LineSpan(number, offset, len(raw))
+                for number, offset, raw in iter_line_spans(stream)
+                if raw.strip()
+            }
+        )

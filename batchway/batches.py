@@ -15,7 +15,7 @@ from sqlmodel import Session
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from batchway import ids, lifecycle, tenancy
+from batchway import ids, lifecycle, request_headers, tenancy, usage
 from batchway.batch_input import InputScan
 from batchway.clock import now, now_ns
 from batchway.contracts import BatchSpec
@@ -69,6 +69,7 @@ def plan_batch(
     endpoint: str,
     completion_window: str,
     metadata: Any,
+    headers: dict[str, str] | None = None,
 ) -> tuple[BatchSpec, ProviderKind, int]:
     """Every check a create makes before anything is started; returns the batch to start, the kind of
     upstream that runs it and its number of requests."""
@@ -116,6 +117,8 @@ def plan_batch(
         created_ns=now_ns(),
         expires_at=created + settings.completion_window_seconds,
         metadata=checked_metadata,
+        session_id=request_headers.session_id(headers or {}),
+        request_headers=headers or None,
     )
     return spec, kind, input_file.line_count or 0
 
@@ -131,10 +134,12 @@ async def create_batch(
     endpoint: str,
     completion_window: str,
     metadata: Any,
+    headers: dict[str, str] | None = None,
 ) -> BatchRecord:
     def plan() -> tuple[BatchSpec, ProviderKind, int]:
         with Session(engine) as session:
             provider = tenancy.resolve_provider(session, org.id, provider_name)
+            usage.check_cap(session, org)
             return plan_batch(
                 session,
                 settings,
@@ -144,6 +149,7 @@ async def create_batch(
                 endpoint=endpoint,
                 completion_window=completion_window,
                 metadata=metadata,
+                headers=headers,
             )
 
     spec, kind, line_count = await asyncio.to_thread(plan)
@@ -159,7 +165,8 @@ async def create_batch(
         await asyncio.to_thread(_insert_row, engine, spec)
     except Exception:  # the workflow writes the row itself in its first step
         log.exception("could not write the row of %s; its workflow will", spec.id)
-    return BatchRecord.model_validate(batch_row(spec) | {"batch_metadata": spec.metadata})
+    row = batch_row(spec)
+    return BatchRecord.model_validate(row | {"batch_metadata": row.pop("metadata")})
 
 
 def _insert_row(engine: Engine, spec: BatchSpec) -> None:

@@ -21,10 +21,18 @@ orgs_app = typer.Typer(help="Organizations.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys (stored hashed; shown once).", no_args_is_help=True)
 providers_app = typer.Typer(help="Upstream providers of an org.", no_args_is_help=True)
 batches_app = typer.Typer(help="Operate on batches.", no_args_is_help=True)
+plans_app = typer.Typer(help="Plans: a monthly token cap and the feedback feature.", no_args_is_help=True)
+webhooks_app = typer.Typer(help="Where an org's batch events are sent (signed).", no_args_is_help=True)
+prices_app = typer.Typer(
+    help="Prices per provider and model (dollars per million tokens).", no_args_is_help=True
+)
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(providers_app, name="providers")
 app.add_typer(batches_app, name="batches")
+app.add_typer(plans_app, name="plans")
+app.add_typer(prices_app, name="prices")
+app.add_typer(webhooks_app, name="webhooks")
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Overrides BATCHWAY_DATA_DIR.")]
 
@@ -146,6 +154,167 @@ def orgs_list(data_dir: DataDir = None) -> None:
     with _session(_settings(data_dir)) as session:
         for org in session.exec(select(Org).order_by(Org.name)).all():
             typer.echo(f"{org.name}\t{org.id}")
+
+
+@orgs_app.command("set")
+def orgs_set(
+    name: str,
+    plan: Annotated[str | None, typer.Option("--plan", help="A plan made with `batchway plans set`.")] = None,
+    judge_provider: Annotated[
+        str | None, typer.Option("--judge-provider", help="The org's provider that runs the LLM judge.")
+    ] = None,
+    judge_model: Annotated[str | None, typer.Option("--judge-model", help="The judge's model.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Put an org on a plan, and/or choose its LLM judge (for plans with feedback)."""
+    from batchway import plans
+
+    with _session(_settings(data_dir)) as session:
+        try:
+            org = plans.set_org(
+                session, name, plan=plan, judge_provider=judge_provider, judge_model=judge_model
+            )
+        except ValueError as exc:
+            _fail(str(exc))
+        typer.echo(
+            f"org {org.name}: plan {org.plan or '-'}, "
+            f"judge {org.judge_provider or '-'} {org.judge_model or ''}"
+        )
+
+
+@plans_app.command("set")
+def plans_set(
+    name: str,
+    monthly_tokens: Annotated[int | None, typer.Option("--monthly-tokens", help="Monthly token cap.")] = None,
+    feedback: Annotated[bool, typer.Option("--feedback/--no-feedback", help="Score batch lines.")] = False,
+    judge_rate: Annotated[float, typer.Option("--judge-rate", help="Share of lines the judge scores.")] = 0.1,
+    data_dir: DataDir = None,
+) -> None:
+    """Create or change a plan."""
+    from batchway import plans
+
+    with _session(_settings(data_dir)) as session:
+        try:
+            plan = plans.set_plan(
+                session,
+                name,
+                monthly_token_cap=monthly_tokens,
+                feedback=feedback,
+                judge_sample_rate=judge_rate,
+            )
+        except ValueError as exc:
+            _fail(str(exc))
+        typer.echo(f"plan {plan.name} set")
+
+
+@plans_app.command("list")
+def plans_list(data_dir: DataDir = None) -> None:
+    from batchway import plans
+
+    with _session(_settings(data_dir)) as session:
+        for plan in plans.list_plans(session):
+            cap = plan.monthly_token_cap if plan.monthly_token_cap is not None else "unlimited"
+            typer.echo(
+                f"{plan.name}\tcap {cap}\tfeedback {'on' if plan.feedback else 'off'}"
+                f"\tjudge {plan.judge_sample_rate}"
+            )
+
+
+@prices_app.command("set")
+def prices_set(
+    provider: Annotated[str, typer.Option("--provider", help="A provider name or kind.")],
+    model: Annotated[str, typer.Option("--model", help="A model name (prefix: the longest match wins).")],
+    input_price: Annotated[float, typer.Option("--input", help="Dollars per million input tokens.")],
+    output_price: Annotated[float, typer.Option("--output", help="Dollars per million output tokens.")],
+    cached_input: Annotated[
+        float | None, typer.Option("--cached-input", help="Per million cached tokens.")
+    ] = None,
+    batch_discount: Annotated[
+        float, typer.Option("--batch-discount", help="Fraction off for batches.")
+    ] = 0.5,
+    data_dir: DataDir = None,
+) -> None:
+    """Set what a model costs on a provider; lines are priced when they are stored."""
+    from batchway.results.pricing import set_price
+    from batchway.storage.db import make_engine
+
+    settings = _settings(data_dir)
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    try:
+        set_price(
+            engine,
+            provider=provider,
+            model=model,
+            input_per_million=input_price,
+            cached_input_per_million=cached_input,
+            output_per_million=output_price,
+            batch_discount=batch_discount,
+        )
+    except ValueError as exc:
+        _fail(str(exc))
+    typer.echo(f"price set for {provider} {model}")
+
+
+@prices_app.command("list")
+def prices_list(data_dir: DataDir = None) -> None:
+    from batchway.results.pricing import list_prices
+    from batchway.storage.db import make_engine
+
+    engine = make_engine(_settings(data_dir).resolved_database_url)
+    migrate(engine)
+    for price in list_prices(engine):
+        typer.echo(
+            f"{price.provider}\t{price.model}\tin {price.input_per_million}"
+            f"\tcached {price.cached_input_per_million}"
+            f"\tout {price.output_per_million}\tbatch -{price.batch_discount:.0%}"
+        )
+
+
+@webhooks_app.command("set")
+def webhooks_set(
+    org: Annotated[str, typer.Option("--org")],
+    url: Annotated[str, typer.Option("--url", help="Where batch.completed/failed/cancelled/expired go.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Send the org's batch events to URL, signed with a new secret (printed once: keep it)."""
+    from batchway import webhook_endpoints
+
+    with _session(_settings(data_dir)) as session:
+        try:
+            secret = webhook_endpoints.set_endpoint(session, org, url)
+        except ValueError as exc:
+            _fail(str(exc))
+    typer.echo(secret)
+
+
+@webhooks_app.command("remove")
+def webhooks_remove(org: Annotated[str, typer.Option("--org")], data_dir: DataDir = None) -> None:
+    from batchway import webhook_endpoints
+
+    with _session(_settings(data_dir)) as session:
+        try:
+            removed = webhook_endpoints.remove_endpoint(session, org)
+        except ValueError as exc:
+            _fail(str(exc))
+    typer.echo("removed" if removed else "the org had no webhook")
+
+
+@webhooks_app.command("deliveries")
+def webhooks_deliveries(
+    org: Annotated[str, typer.Option("--org")], limit: int = 20, data_dir: DataDir = None
+) -> None:
+    """The newest delivery attempts: event, attempt, HTTP status, error."""
+    from batchway import webhook_endpoints
+
+    with _session(_settings(data_dir)) as session:
+        try:
+            rows = webhook_endpoints.deliveries(session, org, limit)
+        except ValueError as exc:
+            _fail(str(exc))
+    for row in rows:
+        outcome = "ok" if row.ok else f"failed: {row.error or row.status_code}"
+        typer.echo(f"{row.batch_id}\t{row.event_type}\tattempt {row.attempt}\t{row.status_code}\t{outcome}")
 
 
 @keys_app.command("create")

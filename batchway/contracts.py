@@ -42,6 +42,8 @@ class BatchSpec(BaseModel):
     created_ns: int
     expires_at: int
     metadata: dict[str, str] | None = None
+    session_id: str | None = None  # the `batchway-session-id` header sent with the create call
+    request_headers: dict[str, str] | None = None  # its headers, credentials removed (bounded)
 
 
 class ChunkSpec(BaseModel):
@@ -158,6 +160,11 @@ class Progress(BaseModel):
     total: int
     cancel_requested: bool
     resent: int = 0  # fan-out: lines sent again after a crash cut their first answer short
+
+
+class ScoreResult(BaseModel):
+    scored: int  # lines given a heuristic score
+    judged: int  # lines also graded by the LLM judge
 
 
 class RecoverInput(BaseModel):

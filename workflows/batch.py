@@ -21,6 +21,7 @@ from temporalio.exceptions import ActivityError
 from temporalio.workflow import ActivityHandle
 
 with workflow.unsafe.imports_passed_through():
+    from activities.notify import NotifyActivities
     from activities.remote import RemoteActivities
     from activities.rows import RowActivities
     from batchway.contracts import (
@@ -40,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
         SubmitResult,
     )
     from workflows.fanout import FanoutPhase
-    from workflows.options import CANCEL, COLLECT, FINALIZE, OPEN, POLL, SUBMIT
+    from workflows.options import CANCEL, COLLECT, FINALIZE, NOTIFY, OPEN, POLL, SCORE, SUBMIT
 
 # While an upstream winds a cancelled batch down, look again this often.
 CANCEL_POLL_SECONDS = 2.0
@@ -122,7 +123,9 @@ class BatchWorkflow:
             await self._execute_phase()
         if state.phase == "collect":
             await self._collect_phase()
-        return await self._finalize()
+        status = await self._finalize()
+        await self._after_end(ref, status)
+        return status
 
     async def _submit_phase(self, ref: BatchRef) -> None:
         """Submit upstream, unless a cancel arrives first (it interrupts a submit stuck in retries)."""
@@ -280,6 +283,26 @@ class BatchWorkflow:
         )
         self._show(result.status, f"{result.completed} completed, {result.failed} failed")
         return result.status
+
+    async def _after_end(self, ref: BatchRef, status: str) -> None:
+        """The batch has ended for its client; now tell the org (webhook) and score its lines (feedback).
+        Neither can change how the batch ended."""
+        try:
+            await workflow.execute_activity_method(
+                NotifyActivities.notify_batch, ref, summary="webhook", **NOTIFY
+            )
+        except ActivityError as err:
+            workflow.logger.warning("webhook for %s not delivered: %s", ref.batch_id, err)
+        if status == "completed":
+            try:
+                scores = await workflow.execute_activity_method(
+                    RowActivities.score_batch, ref, summary="feedback scores", **SCORE
+                )
+            except ActivityError as err:
+                workflow.logger.warning("scoring %s failed: %s", ref.batch_id, err)
+            else:
+                if scores.scored:
+                    self._show(status, f"{scores.scored} lines scored, {scores.judged} by the judge")
 
     # -- helpers -----------------------------------------------------------------------------------------
 

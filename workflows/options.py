@@ -74,3 +74,20 @@ CHUNK: dict[str, Any] = dict(
     cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry_policy=_retry(),
 )
+# A webhook is retried with backoff for about a day, then given up (its delivery log says so).
+NOTIFY: dict[str, Any] = dict(
+    start_to_close_timeout=timedelta(seconds=30),
+    schedule_to_close_timeout=timedelta(hours=24),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=2),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=30),
+    ),
+)
+# Scoring a completed batch: long (a judge call per sampled line), heartbeating, resumable.
+SCORE: dict[str, Any] = dict(
+    start_to_close_timeout=timedelta(hours=2),
+    schedule_to_close_timeout=timedelta(hours=12),
+    heartbeat_timeout=HEARTBEAT,
+    retry_policy=_retry(maximum=300),
+)

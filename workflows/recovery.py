@@ -10,16 +10,18 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.notify import NotifyActivities
     from activities.remote import RemoteActivities
     from activities.rows import RowActivities
     from batchway.contracts import (
         RECOVERY_WORKFLOW_TYPE,
+        BatchRef,
         CancelUpstreamInput,
         CollectInput,
         FinalizeInput,
         RecoverInput,
     )
-    from workflows.options import CANCEL, COLLECT, FINALIZE
+    from workflows.options import CANCEL, COLLECT, FINALIZE, NOTIFY
 
 TERMINATED_CODE = "workflow_terminated"
 
@@ -57,4 +59,8 @@ class RecoverBatchWorkflow:
             summary="write result files (failed)",
             **FINALIZE,
         )
+        with contextlib.suppress(ActivityError):
+            await workflow.execute_activity_method(
+                NotifyActivities.notify_batch, BatchRef(batch_id=batch_id), summary="webhook", **NOTIFY
+            )
         return result.status

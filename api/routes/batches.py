@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, ConfigDict
 
 from api.deps import OrgDep, SessionDep, StateDep
 from api.responses import JSON
 from batchway import batches, tenancy
+from batchway.request_headers import kept_headers
 from batchway.wire import batch_object, list_object
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
@@ -27,6 +28,7 @@ class CreateBatchBody(BaseModel):
 @router.post("")
 async def create_batch(
     body: CreateBatchBody,
+    request: Request,
     org: OrgDep,
     state: StateDep,
     provider_name: Annotated[str | None, Header(alias=tenancy.PROVIDER_HEADER)] = None,
@@ -41,6 +43,7 @@ async def create_batch(
         endpoint=body.endpoint,
         completion_window=body.completion_window,
         metadata=body.metadata,
+        headers=kept_headers(request.headers.items()),
     )
     return JSON(batch_object(row))
 

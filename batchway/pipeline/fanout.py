@@ -19,11 +19,12 @@ import orjson
 from sqlmodel import Session, select
 
 from batchway import lifecycle
+from batchway.batch_input import LineSpan
 from batchway.contracts import ChunkInput, ChunkResult, ChunkSpec
-from batchway.jsonl import iter_lines, read_chunks
+from batchway.jsonl import iter_line_spans, read_chunks
 from batchway.pipeline.deps import Deps
 from batchway.pipeline.inputs import input_file, open_input
-from batchway.pipeline.remote import labels
+from batchway.pipeline.sinks import sink_for
 from batchway.results.sink import ResultSink
 from batchway.results.totals import line_totals
 from batchway.storage.models import BatchRecord, RequestLog
@@ -98,20 +99,29 @@ class _ChunkReader:
     def __init__(self, stream: BinaryIO, chunk: ChunkSpec, skip: set[int], max_line_bytes: int) -> None:
         stream.seek(chunk.start_byte)
         self._stream = stream
-        self._lines: Iterator[tuple[int, bytes]] = iter_lines(read_chunks(stream), max_line_bytes)
+        self._lines: Iterator[tuple[int, int, bytes]] = iter_line_spans(stream, max_line_bytes)
         self._chunk = chunk
         self._skip = skip
 
     def next_slice(self, most: int) -> list[RequestLine]:
         requests: list[RequestLine] = []
-        for offset, raw in self._lines:
+        for offset, start, raw in self._lines:
             number = self._chunk.first_line + offset - 1
             if number > self._chunk.last_line:
                 break
             if number in self._skip:
                 continue
             obj = orjson.loads(raw)  # the upload scan checked every line
-            requests.append(RequestLine(obj["custom_id"], number, obj["url"], obj["body"]))
+            requests.append(
+                RequestLine(
+                    obj["custom_id"],
+                    number,
+                    obj["url"],
+                    obj["body"],
+                    self._chunk.start_byte + start,
+                    len(raw),
+                )
+            )
             if len(requests) >= most:
                 return requests
         self.close()
@@ -137,7 +147,7 @@ async def run_chunk(
     await runner.run(stored)
     stats = upstream.limiter.stats() if hasattr(upstream, "limiter") else None
     return ChunkResult(
-        stored=runner.sink.stored,
+        stored=runner.sink.stored if runner.sink else 0,
         resent=resent,
         rate_limited=stats.rate_limited if stats else 0,
         admitted_per_second=stats.admitted_per_second if stats else 0.0,
@@ -160,7 +170,7 @@ class _ChunkRunner:
         self.upstream = upstream
         self.request = request
         self.heartbeat = heartbeat
-        self.sink = ResultSink(deps.engine, deps.blobs, labels(batch))
+        self.sink: ResultSink | None = None  # built in `run` (it reads the prices)
         self.dispatch = Dispatch()
         self.pending: list[int] = []  # lines queued in the sink, not stored yet
         self._last_flush = time.monotonic()
@@ -168,6 +178,7 @@ class _ChunkRunner:
         self.cancel_requested = False
 
     async def run(self, skip: set[int]) -> None:
+        self.sink = await self.deps.blocking(sink_for, self.deps, self.batch)
         file = await self.deps.blocking(input_file, self.deps, self.batch)
         stream = await self.deps.blocking(self.deps.blobs.open_read, file.blob_key)
         reader = _ChunkReader(stream, self.request.chunk, skip, self.deps.settings.max_line_bytes)
@@ -219,7 +230,8 @@ class _ChunkRunner:
     async def _run_line(self, request: RequestLine) -> None:
         result: ResultLine | None = await self.upstream.execute(request, self.dispatch)
         if result is not None:
-            self.sink.add(result, request.line)
+            assert self.sink is not None
+            self.sink.add(result, LineSpan(request.line, request.offset or 0, request.length or 0))
             self.pending.append(request.line)
 
     async def _maybe_flush(self, force: bool = False) -> None:
@@ -228,7 +240,8 @@ class _ChunkRunner:
             return
         self._last_flush = now
         lines, self.pending = self.pending, []
-        await self.deps.blocking(self.sink.flush)
+        if self.sink is not None:
+            await self.deps.blocking(self.sink.flush)
         self.dispatch.sent.difference_update(lines)
         self.heartbeat({"sent": sorted(self.dispatch.sent)})
         if force or now - self._last_progress >= PROGRESS_SECONDS:

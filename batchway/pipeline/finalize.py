@@ -18,7 +18,7 @@ from batchway.batch_input import LineProblem
 from batchway.contracts import FinalizeInput, FinalizeResult, Outcome
 from batchway.pipeline.deps import Deps
 from batchway.pipeline.inputs import input_index
-from batchway.pipeline.remote import labels
+from batchway.pipeline.sinks import labels
 from batchway.results.output_files import write_result_files
 from batchway.results.sink import FLUSH_LINES, ResultSink
 from batchway.results.stored import stored_custom_ids
@@ -76,6 +76,7 @@ def finalize(deps: Deps, request: FinalizeInput, heartbeat: Heartbeat) -> Finali
             completed=totals.completed,
             failed=totals.failed,
             usage=totals.batch_usage(),
+            cost_micros=totals.cost_micros,
             output_file_id=output.id if output else None,
             error_file_id=errors.id if errors else None,
         )
@@ -93,10 +94,10 @@ def fill_unexecuted(deps: Deps, batch: BatchRecord, code: str, heartbeat: Heartb
     except FileNotFoundError:
         return 0  # the input is gone (it cannot be while the batch runs, barring manual deletion)
     already = stored_custom_ids(deps.engine, batch.id)
-    sink = ResultSink(deps.engine, deps.blobs, labels(batch))
-    for custom_id, number in index.lines.items():
+    sink = ResultSink(deps.engine, deps.blobs, labels(batch))  # nothing ran: nothing to price
+    for custom_id, span in index.spans.items():
         if custom_id not in already:
-            sink.add(ResultLine.unexecuted(custom_id, code), number)
+            sink.add(ResultLine.unexecuted(custom_id, code), span)
             if sink.pending >= FLUSH_LINES:
                 sink.flush()
                 heartbeat()

@@ -37,6 +37,8 @@ def batch_row(spec: BatchSpec) -> dict[str, object]:
         "created_ns": spec.created_ns,
         "expires_at": spec.expires_at,
         "metadata": spec.metadata,
+        "session_id": spec.session_id,
+        "request_headers": spec.request_headers,
     }
 
 

@@ -20,7 +20,8 @@ from batchway.clock import now
 from batchway.contracts import CollectResult, Outcome, PollResult, SubmitResult
 from batchway.pipeline.deps import Deps
 from batchway.pipeline.inputs import input_index, line_count, open_input
-from batchway.results.sink import FLUSH_LINES, BatchLabels, ResultSink
+from batchway.pipeline.sinks import sink_for
+from batchway.results.sink import FLUSH_LINES
 from batchway.results.stored import stored_custom_ids
 from batchway.storage.models import BatchRecord
 from batchway.upstreams.base import PermanentUpstreamError, RemoteUpstream, SubmitJob
@@ -181,12 +182,12 @@ async def collect(deps: Deps, batch_id: str, outcome: Outcome) -> CollectResult:
         return CollectResult(fetched=True)
     index = await deps.blocking(input_index, deps, batch)
     already = await deps.blocking(stored_custom_ids, deps.engine, batch_id)
-    sink = ResultSink(deps.engine, deps.blobs, labels(batch))
+    sink = await deps.blocking(sink_for, deps, batch)
     collector = _Collector(index, already, expired=outcome == "expired")
     try:
         async for item in (await _remote(deps, batch)).results(ref, index):
             for line in collector.take(item):
-                sink.add(line, index.line_of(line.custom_id))
+                sink.add(line, index.span_of(line.custom_id))
             if sink.pending >= FLUSH_LINES:
                 await deps.blocking(sink.flush)
     except PermanentUpstreamError as exc:
@@ -197,19 +198,9 @@ async def collect(deps: Deps, batch_id: str, outcome: Outcome) -> CollectResult:
         )
         return CollectResult(fetched=False, stored=sink.stored, unreadable=collector.unattributed)
     for line in collector.leftovers():
-        sink.add(line, index.line_of(line.custom_id))
+        sink.add(line, index.span_of(line.custom_id))
     await deps.blocking(sink.flush)
     return CollectResult(fetched=True, stored=sink.stored, unreadable=collector.unattributed)
-
-
-def labels(batch: BatchRecord) -> BatchLabels:
-    return BatchLabels(
-        org_id=batch.org_id,
-        batch_id=batch.id,
-        provider=batch.provider,
-        endpoint=batch.endpoint,
-        model=batch.model,
-    )
 
 
 class _Collector:

@@ -73,7 +73,7 @@ def write_result_files(
     log = RequestLog
     query = (
         select(log.chunk_key, log.chunk_offset, log.chunk_length, log.ok)
-        .where(log.batch_id == batch.id)
+        .where(log.batch_id == batch.id, log.source == "batch")
         .order_by(log.chunk_key, log.chunk_offset)
     )
     stream: BinaryIO | None = None

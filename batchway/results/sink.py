@@ -15,8 +15,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from batchway import ids
+from batchway.batch_input import LineSpan
 from batchway.clock import now
 from batchway.jsonl import dumps_line
+from batchway.results.pricing import PriceBook
 from batchway.storage.blobstore import BlobStore
 from batchway.storage.db import insert_ignoring_conflicts
 from batchway.storage.models import RequestLog, ResultChunk
@@ -34,6 +36,8 @@ class BatchLabels:
     provider: str
     endpoint: str
     model: str | None
+    session_id: str | None = None
+    source: str = "batch"
 
 
 def chunk_key(org_id: str, batch_id: str) -> str:
@@ -41,16 +45,19 @@ def chunk_key(org_id: str, batch_id: str) -> str:
 
 
 class ResultSink:
-    def __init__(self, engine: Engine, blobs: BlobStore, labels: BatchLabels) -> None:
+    def __init__(
+        self, engine: Engine, blobs: BlobStore, labels: BatchLabels, prices: PriceBook | None = None
+    ) -> None:
         self.engine = engine
         self.blobs = blobs
         self.labels = labels
-        self._pending: list[tuple[ResultLine, int | None]] = []
+        self.prices = prices or PriceBook()
+        self._pending: list[tuple[ResultLine, LineSpan | None]] = []
         self.stored = 0  # rows this sink inserted (lines already stored by someone else are not counted)
 
-    def add(self, line: ResultLine, number: int | None) -> None:
-        """Queue a line (`number`: its 1-based line in the input file)."""
-        self._pending.append((line, number))
+    def add(self, line: ResultLine, span: LineSpan | None) -> None:
+        """Queue a line (`span`: where its request is in the input file)."""
+        self._pending.append((line, span))
 
     @property
     def pending(self) -> int:
@@ -70,10 +77,14 @@ class ResultSink:
         offset = 0
         created = now()
         with self.blobs.open_write(key) as out:
-            for line, number in pending:
-                data = dumps_line(line.output_line(ids.result_line_id(labels.batch_id, line.custom_id)))
+            for line, span in pending:
+                line_id = ids.result_line_id(labels.batch_id, line.custom_id)
+                data = dumps_line(line.output_line(line_id))
                 out.write(data)
-                rows.append(_log_row(labels, line, number, key, offset, len(data), created))
+                cost = self.prices.cost_micros(
+                    line.model or labels.model, line.usage, batch=labels.source == "batch"
+                )
+                rows.append(_log_row(labels, line, line_id, span, (key, offset, len(data)), cost, created))
                 offset += len(data)
         with Session(self.engine) as session:
             inserted = insert_ignoring_conflicts(session, RequestLog, rows, ["batch_id", "custom_id"])
@@ -85,19 +96,22 @@ class ResultSink:
 def _log_row(
     labels: BatchLabels,
     line: ResultLine,
-    number: int | None,
-    key: str,
-    offset: int,
-    length: int,
+    line_id: str,
+    span: LineSpan | None,
+    stored_at: tuple[str, int, int],
+    cost_micros: int,
     created: int,
 ) -> dict[str, object]:
     usage = line.usage
+    chunk_key, chunk_offset, chunk_length = stored_at
     return {
+        "line_id": line_id,
         "org_id": labels.org_id,
         "batch_id": labels.batch_id,
         "custom_id": line.custom_id,
-        "line": number,
-        "source": "batch",
+        "line": span.line if span else None,
+        "source": labels.source,
+        "session_id": labels.session_id,
         "provider": labels.provider,
         "endpoint": labels.endpoint,
         "model": line.model or labels.model,
@@ -111,8 +125,11 @@ def _log_row(
         "cached_tokens": usage.cached_tokens,
         "reasoning_tokens": usage.reasoning_tokens,
         "latency_ms": line.latency_ms,
-        "chunk_key": key,
-        "chunk_offset": offset,
-        "chunk_length": length,
+        "cost_micros": cost_micros,
+        "chunk_key": chunk_key,
+        "chunk_offset": chunk_offset,
+        "chunk_length": chunk_length,
+        "input_offset": span.offset if span else None,
+        "input_length": span.length if span else None,
         "created_at": created,
     }

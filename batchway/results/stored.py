@@ -10,4 +10,7 @@ from batchway.storage.models import RequestLog
 
 def stored_custom_ids(engine: Engine, batch_id: str) -> set[str]:
     with Session(engine) as session:
-        return set(session.exec(select(RequestLog.custom_id).where(RequestLog.batch_id == batch_id)).all())
+        query = select(RequestLog.custom_id).where(
+            RequestLog.batch_id == batch_id, RequestLog.source == "batch"
+        )
+        return set(session.exec(query).all())

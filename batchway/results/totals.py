@@ -17,6 +17,7 @@ class LineTotals:
     completed: int
     failed: int
     usage: Usage
+    cost_micros: int = 0
 
     @property
     def done(self) -> int:
@@ -48,11 +49,13 @@ def line_totals(session: Session, batch_id: str) -> LineTotals:
             func.coalesce(func.sum(log.total_tokens), 0),
             func.coalesce(func.sum(log.cached_tokens), 0),
             func.coalesce(func.sum(log.reasoning_tokens), 0),
-        ).where(log.batch_id == batch_id)
+            func.coalesce(func.sum(log.cost_micros), 0),
+        ).where(log.batch_id == batch_id, log.source == "batch")  # the judge's calls are not the batch's
     ).one()
-    ok, total, prompt, completion, all_tokens, cached, reasoning = (int(value) for value in row)
+    ok, total, prompt, completion, all_tokens, cached, reasoning, cost = (int(value) for value in row)
     return LineTotals(
         completed=ok,
         failed=total - ok,
         usage=Usage(prompt, completion, all_tokens, cached, reasoning),
+        cost_micros=cost,
     )

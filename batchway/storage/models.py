@@ -16,6 +16,35 @@ class Org(SQLModel, table=True):
     id: str = Field(primary_key=True)
     name: str = Field(unique=True, index=True)
     created_at: int
+    plan: str | None = None  # a Plan's name; None: no cap, no feedback
+    # The LLM judge of the feedback feature: one of the org's providers and a model on it.
+    judge_provider: str | None = None
+    judge_model: str | None = None
+
+
+class Plan(SQLModel, table=True):
+    """What an org may use: a monthly token cap, and whether its batches are scored."""
+
+    name: str = Field(primary_key=True)
+    monthly_token_cap: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    feedback: bool = False
+    judge_sample_rate: float = 0.1  # fraction of successful lines also scored by the judge
+    created_at: int
+
+
+class Price(SQLModel, table=True):
+    """What a model costs on a provider (a provider name or kind), in dollars per million tokens; the
+    longest `model` prefix that matches a line's model applies."""
+
+    __table_args__ = (UniqueConstraint("provider", "model"),)
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str
+    model: str
+    input_per_million: float
+    cached_input_per_million: float
+    output_per_million: float
+    batch_discount: float = 0.5  # batch lines cost (1 - discount) of the price
+    updated_at: int
 
 
 class ApiKey(SQLModel, table=True):
@@ -87,6 +116,11 @@ class BatchRecord(SQLModel, table=True):
     usage: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     batch_metadata: dict[str, str] | None = Field(default=None, sa_column=Column("metadata", JSON))
     cancel_requested: bool = False
+    # What the client sent with the create call: the session it named and its headers (credentials
+    # removed); every line of the batch is logged with them.
+    session_id: str | None = None
+    request_headers: dict[str, str] | None = Field(default=None, sa_column=Column(JSON))
+    cost_micros: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
     # Upstream bookkeeping, never shown to clients: the adapter's own record of what it created upstream
     # (its checkpoint across retried submits), and when the first submit attempt began (a retry looks for
     # upstream batches created since then before creating another).
@@ -102,13 +136,16 @@ class RequestLog(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("batch_id", "custom_id"),
         Index("ix_requestlog_batch_chunk", "batch_id", "chunk_key", "chunk_offset"),
+        Index("ix_requestlog_org_created", "org_id", "created_at"),
     )
     id: int | None = Field(default=None, primary_key=True)
+    line_id: str = Field(unique=True, index=True)  # the public id: the `id` of its output/error file line
     org_id: str = Field(index=True)
     batch_id: str
     custom_id: str
     line: int | None = None
-    source: str = "batch"
+    source: str = "batch"  # "batch": a line of the batch; "judge": the call that scored one
+    session_id: str | None = Field(default=None, index=True)
     provider: str
     endpoint: str
     model: str | None = None
@@ -122,9 +159,18 @@ class RequestLog(SQLModel, table=True):
     cached_tokens: int = 0
     reasoning_tokens: int = 0
     latency_ms: int | None = None
+    cost_micros: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
     chunk_key: str
     chunk_offset: int = Field(sa_column=Column(BigInteger, nullable=False))
     chunk_length: int
+    # Where the request is in the batch's input file (for a judge call: absent).
+    input_offset: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    input_length: int | None = None
+    # Feedback: a heuristic score with its reasons, and for a sampled few an LLM judge's.
+    heuristic_score: float | None = None
+    heuristic_reasons: list[str] | None = Field(default=None, sa_column=Column(JSON))
+    judge_score: float | None = None
+    judge_reason: str | None = None
     created_at: int
 
 
@@ -134,4 +180,29 @@ class ResultChunk(SQLModel, table=True):
 
     key: str = Field(primary_key=True)
     batch_id: str = Field(index=True)
+    created_at: int
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """Where an org's batch events go, and the secret they are signed with."""
+
+    org_id: str = Field(primary_key=True)
+    url: str
+    secret: str
+    created_at: int
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One attempt to deliver one event: the delivery log."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: str = Field(index=True)
+    batch_id: str = Field(index=True)
+    event_id: str
+    event_type: str
+    attempt: int
+    status_code: int | None = None
+    ok: bool
+    error: str | None = None
+    duration_ms: int
     created_at: int

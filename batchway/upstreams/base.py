@@ -128,6 +128,8 @@ class RequestLine:
     line: int
     url: str
     body: dict[str, Any]
+    offset: int | None = None  # where the line is in the input file, and its length
+    length: int | None = None
 
 
 @runtime_checkable
