@@ -21,11 +21,13 @@ from activities.rows import RowActivities
 from activities.sweeper import SweeperActivities
 from batchway.pipeline.deps import Deps
 from batchway.schedules import ensure_sweeper_schedule
+from batchway.servers import embedded_server, serve_until
 from batchway.settings import Settings, get_settings
 from batchway.storage.blobstore import make_blob_store
 from batchway.storage.db import make_engine, migrate
 from batchway.temporal_client import connect
 from batchway.upstreams.pool import UpstreamPool
+from batchway.worker_health import health_app
 from workflows.batch import BatchWorkflow
 from workflows.recovery import RecoverBatchWorkflow
 from workflows.sweeper import SweeperWorkflow
@@ -68,14 +70,27 @@ def build_worker(client: Client, settings: Settings, deps: Deps, notify: NotifyA
 
 @asynccontextmanager
 async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Worker]:
-    """A started worker (and the sweeper schedule), shut down with its upstream clients on exit."""
+    """A started worker (with the sweeper schedule, and its health server when a port is set), shut down
+    with its upstream clients on exit."""
     deps = build_deps(settings)
     notify = NotifyActivities(deps)
+    health_stop = asyncio.Event()
+    health: asyncio.Task[None] | None = None
     try:
         await ensure_sweeper_schedule(client, settings)
+        if settings.worker_health_port is not None:
+            server = embedded_server(
+                health_app(deps, client), settings.worker_health_host, settings.worker_health_port
+            )
+            health = asyncio.create_task(serve_until(server, health_stop))
+            while not server.started and not health.done():  # listening before the worker says it runs
+                await asyncio.sleep(0.02)
         async with build_worker(client, settings, deps, notify) as worker:
             yield worker
     finally:
+        health_stop.set()
+        if health is not None:
+            await asyncio.gather(health, return_exceptions=True)
         await notify.aclose()
         await deps.aclose()
         deps.engine.dispose()

@@ -23,6 +23,9 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # The worker's health server (/healthz, /readyz, /metrics); off unless a port is set.
+    worker_health_host: str = "127.0.0.1"
+    worker_health_port: int | None = None
 
     max_input_bytes: int = 200 * 1024 * 1024
     max_lines: int = 50_000

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from sqlalchemy import delete, exists
 from sqlmodel import Session, select
 
-from batchway import files, lifecycle
+from batchway import files, lifecycle, metrics
 from batchway.batch_input import LineProblem
 from batchway.contracts import FinalizeInput, FinalizeResult, Outcome
 from batchway.pipeline.deps import Deps
@@ -68,7 +68,7 @@ def finalize(deps: Deps, request: FinalizeInput, heartbeat: Heartbeat) -> Finali
             if row is not None:
                 session.merge(row)
         totals = line_totals(session, batch.id)
-        lifecycle.transition_in(
+        ended = lifecycle.transition_in(
             session,
             batch.id,
             lifecycle.Status(outcome),
@@ -81,6 +81,8 @@ def finalize(deps: Deps, request: FinalizeInput, heartbeat: Heartbeat) -> Finali
             error_file_id=errors.id if errors else None,
         )
         session.commit()
+    if ended:
+        metrics.BATCHES_ENDED.labels(outcome).inc()
     remove_unused_chunks(deps, batch.id)
     with Session(deps.engine) as session:
         files.purge_if_deleted(session, deps.blobs, batch.input_file_id)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from batchway import ids
+from batchway import ids, metrics
 from batchway.batch_input import LineSpan
 from batchway.clock import now
 from batchway.jsonl import dumps_line
@@ -87,10 +87,24 @@ class ResultSink:
                 rows.append(_log_row(labels, line, line_id, span, (key, offset, len(data)), cost, created))
                 offset += len(data)
         with Session(self.engine) as session:
-            inserted = insert_ignoring_conflicts(session, RequestLog, rows, ["batch_id", "custom_id"])
+            inserted = set(
+                insert_ignoring_conflicts(
+                    session, RequestLog, rows, ["batch_id", "custom_id"], returning="custom_id"
+                )
+            )
             session.commit()
-        self.stored += inserted
-        return inserted
+        self._count(pending, inserted)
+        self.stored += len(inserted)
+        return len(inserted)
+
+    def _count(self, pending: list[tuple[ResultLine, LineSpan | None]], inserted: set[str]) -> None:
+        provider = self.labels.provider
+        for line, _ in pending:
+            if line.custom_id in inserted:
+                metrics.LINES.labels(provider, "ok" if line.ok else "error").inc()
+                if line.usage.total_tokens:
+                    metrics.TOKENS.labels(provider, "prompt").inc(line.usage.input_tokens)
+                    metrics.TOKENS.labels(provider, "completion").inc(line.usage.output_tokens)
 
 
 def _log_row(

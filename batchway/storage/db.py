@@ -90,17 +90,23 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
 
 
 def insert_ignoring_conflicts(
-    session: Session, model: type[Any], rows: list[dict[str, Any]], conflict_columns: list[str]
-) -> int:
-    """INSERT rows, skipping any that collide on `conflict_columns` (first writer wins); returns how many
-    were inserted. One executemany of one cached statement (compiling a many-row VALUES clause costs
-    more than running it); call it with bounded batches."""
+    session: Session,
+    model: type[Any],
+    rows: list[dict[str, Any]],
+    conflict_columns: list[str],
+    *,
+    returning: str | None = None,
+) -> list[Any]:
+    """INSERT rows, skipping any that collide on `conflict_columns` (first writer wins); returns the
+    `returning` column (default: the first conflict column) of the rows inserted. One executemany of one
+    cached statement (compiling a many-row VALUES clause costs more than running it); call it with
+    bounded batches."""
     if not rows:
-        return 0
+        return []
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     statement = (
         dialect.insert(model)
         .on_conflict_do_nothing(index_elements=conflict_columns)
-        .returning(getattr(model, conflict_columns[0]))  # counts what was inserted on every driver
+        .returning(getattr(model, returning or conflict_columns[0]))  # what was inserted, on every driver
     )
-    return len(session.connection().execute(statement, rows).all())
+    return list(session.connection().execute(statement, rows).scalars().all())

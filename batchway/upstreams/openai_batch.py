@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, BinaryIO, Literal
@@ -19,6 +20,7 @@ import httpx
 import openai
 import orjson
 
+from batchway import metrics
 from batchway.batch_input import InputIndex
 from batchway.jsonl import LineTooLong, iter_lines, read_chunks
 from batchway.upstreams.base import (
@@ -68,12 +70,18 @@ def classify(exc: Exception) -> UpstreamError:
 
 @asynccontextmanager
 async def mapped_errors() -> AsyncIterator[None]:
+    started = time.monotonic()
     try:
         yield
     except UpstreamError:
         raise
     except (openai.OpenAIError, httpx.HTTPError, ValueError) as exc:
-        raise classify(exc) from exc
+        error = classify(exc)
+        if error.status_code == 429:
+            metrics.UPSTREAM_RATE_LIMITED.labels("openai").inc()
+        raise error from exc
+    finally:
+        metrics.UPSTREAM_SECONDS.labels("openai", "api").observe(time.monotonic() - started)
 
 
 def _status(batch: Any) -> RemoteStatus:

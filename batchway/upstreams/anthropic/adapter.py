@@ -27,6 +27,7 @@ import httpx
 import orjson
 from anthropic.types.messages import MessageBatch
 
+from batchway import metrics
 from batchway.batch_input import InputIndex
 from batchway.jsonl import LineTooLong, iter_lines, read_chunks
 from batchway.upstreams.anthropic.parts import AnthropicOptions, Part, PartBody
@@ -62,12 +63,18 @@ def classify(exc: Exception) -> UpstreamError:
 
 @asynccontextmanager
 async def mapped_errors() -> AsyncIterator[None]:
+    started = time.monotonic()
     try:
         yield
     except UpstreamError:
         raise
     except (anthropic.AnthropicError, httpx.HTTPError, ValueError) as exc:
-        raise classify(exc) from exc
+        error = classify(exc)
+        if error.status_code == 429:
+            metrics.UPSTREAM_RATE_LIMITED.labels("anthropic").inc()
+        raise error from exc
+    finally:
+        metrics.UPSTREAM_SECONDS.labels("anthropic", "api").observe(time.monotonic() - started)
 
 
 def _unix(moment: datetime | None) -> int | None:

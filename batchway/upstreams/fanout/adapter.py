@@ -19,6 +19,7 @@ import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from batchway import metrics
 from batchway.upstreams.base import RequestLine
 from batchway.upstreams.fanout.limiter import LimiterConfig, UpstreamLimiter
 from batchway.upstreams.result_line import UPSTREAM_UNREACHABLE, ResultLine
@@ -125,7 +126,8 @@ class FanoutUpstream:
             dispatch.sent.add(request.line)
             started = time.monotonic()
             try:
-                response = await self.client.post(url, content=payload)
+                with metrics.timed_upstream_call("fanout", request.url):
+                    response = await self.client.post(url, content=payload)
             except httpx.TimeoutException as exc:
                 permit.done(None, None)
                 last = ResultLine.unexecuted(
@@ -142,6 +144,8 @@ class FanoutUpstream:
                 permit.done(None, None)
                 raise
             latency_ms = int((time.monotonic() - started) * 1000)
+            if response.status_code == 429:
+                metrics.UPSTREAM_RATE_LIMITED.labels("fanout").inc()
             last = self._result(request, response, latency_ms)
             permit.done(response.status_code, response.headers, used_tokens=last.usage.total_tokens or None)
             if not self._retryable(response.status_code):
