@@ -239,7 +239,8 @@ class BatchWorkflow:
     def _show_fanout_progress(self) -> None:
         state, fanout = self.state, self._fanout
         total = state.chunks[-1].last_line if state.chunks else 0
-        detail = f"{state.lines_done}/{total} lines in finished chunks, {len(fanout.running)} chunks running"
+        running = len(fanout.running)
+        detail = f"{state.lines_done} of {total} lines in finished chunks, {running} chunks running"
         if fanout.last is not None:
             detail += (
                 f", {fanout.last.admitted_per_second:.1f} req/s, concurrency {fanout.last.concurrency}, "
@@ -336,7 +337,7 @@ class BatchWorkflow:
             workflow.upsert_search_attributes([SA_STATUS.value_set(status)])
         if detail is None and self.poll:
             poll = self.poll
-            detail = f"{poll.completed + poll.failed}/{poll.total} done, {poll.failed} failed"
+            detail = f"{poll.completed + poll.failed} of {poll.total} done, {poll.failed} failed"
         workflow.set_current_details(f"**{status}**" + (f": {detail}" if detail else ""))
 
     @staticmethod
