@@ -21,6 +21,7 @@ from activities.rows import RowActivities
 from activities.sweeper import SweeperActivities
 from batchway.pipeline.deps import Deps
 from batchway.schedules import ensure_sweeper_schedule
+from batchway.secret_box import load_box
 from batchway.servers import embedded_server, serve_until
 from batchway.settings import Settings, get_settings
 from batchway.storage.blobstore import make_blob_store
@@ -36,7 +37,8 @@ from workflows.sweeper import SweeperWorkflow
 def build_deps(settings: Settings) -> Deps:
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
-    return Deps(engine, make_blob_store(settings.resolved_blob_url), settings, UpstreamPool(settings))
+    box = load_box(settings)  # fails fast, before anything starts, when no master key is configured
+    return Deps(engine, make_blob_store(settings.resolved_blob_url), settings, UpstreamPool(settings), box)
 
 
 def build_worker(client: Client, settings: Settings, deps: Deps, notify: NotifyActivities) -> Worker:

@@ -13,6 +13,7 @@ import typer
 from sqlmodel import Session
 
 from batchway import tenancy
+from batchway.secret_box import SecretBox, SecretKeyMissing, load_box
 from batchway.settings import Settings, get_settings
 from batchway.storage.db import make_engine, migrate
 
@@ -53,6 +54,14 @@ def _session(settings: Settings) -> Session:
 def _fail(message: str) -> None:
     typer.secho(message, fg="red", err=True)
     raise typer.Exit(1)
+
+
+def _box(settings: Settings) -> SecretBox:
+    try:
+        return load_box(settings)
+    except SecretKeyMissing as exc:
+        _fail(str(exc))
+        raise
 
 
 @app.command()
@@ -280,9 +289,10 @@ def webhooks_set(
     """Send the org's batch events to URL, signed with a new secret (printed once: keep it)."""
     from batchway import webhook_endpoints
 
-    with _session(_settings(data_dir)) as session:
+    settings = _settings(data_dir)
+    with _session(settings) as session:
         try:
-            secret = webhook_endpoints.set_endpoint(session, org, url)
+            secret = webhook_endpoints.set_endpoint(session, org, url, _box(settings))
         except ValueError as exc:
             _fail(str(exc))
     typer.echo(secret)
@@ -348,7 +358,9 @@ def providers_set(
     finds the upstream's sustainable rate from its answers; limits given are never exceeded."""
     limits = {"rpm": rpm, "tpm": tpm, "max_concurrency": max_concurrency}
     options = {key: value for key, value in limits.items() if value is not None}
-    with _session(_settings(data_dir)) as session:
+    settings = _settings(data_dir)
+    box = _box(settings)
+    with _session(settings) as session:
         try:
             row = tenancy.set_provider(
                 session,
@@ -358,10 +370,28 @@ def providers_set(
                 api_key=api_key,
                 base_url=base_url,
                 options=options or None,
+                box=box,
             )
         except ValueError as exc:
             _fail(str(exc))
         typer.echo(f"provider {row.name} ({row.kind}) set for org {org}")
+
+
+secrets_app = typer.Typer(help="The master key that encrypts upstream keys at rest.", no_args_is_help=True)
+app.add_typer(secrets_app, name="secrets")
+
+
+@secrets_app.command("rotate")
+def secrets_rotate(data_dir: DataDir = None) -> None:
+    """Re-encrypt every stored secret under the first key of BATCHWAY_SECRET_KEY (then the old key can be
+    dropped); secrets stored before encryption existed get encrypted."""
+    from batchway.secret_rotation import rotate_all
+
+    settings = _settings(data_dir)
+    box = _box(settings)
+    with _session(settings) as session:
+        count = rotate_all(session, box)
+    typer.echo(f"{count} secrets re-encrypted")
 
 
 @providers_app.command("list")

@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from batchway import tenancy
+from batchway.secret_box import ensure_dev_key, load_box
 from batchway.servers import embedded_server, serve_until, start_temporal_dev_server, wait_for_port
 from batchway.settings import Settings
 from batchway.storage.db import make_engine, migrate
@@ -32,6 +33,8 @@ def ensure_dev_tenant(
     data dir so later starts can print it again)."""
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
+    ensure_dev_key(settings)
+    box = load_box(settings)
     key_file = settings.data_dir / "dev-api-key"
     with Session(engine) as session:
         org = session.exec(select(Org).where(Org.name == DEV_ORG)).first() or tenancy.create_org(
@@ -41,7 +44,13 @@ def ensure_dev_tenant(
             key_file.write_text(tenancy.create_api_key(session, org))
             key_file.chmod(0o600)
         tenancy.set_provider(
-            session, org, DEV_PROVIDER, kind="openai", api_key=upstream_key, base_url=upstream_base_url
+            session,
+            org,
+            DEV_PROVIDER,
+            kind="openai",
+            api_key=upstream_key,
+            base_url=upstream_base_url,
+            box=box,
         )
         if fanout_base_url:
             tenancy.set_provider(
@@ -51,6 +60,7 @@ def ensure_dev_tenant(
                 kind="fanout",
                 api_key=upstream_key,
                 base_url=fanout_base_url,
+                box=box,
             )
         else:  # one provider again: batches need no header
             tenancy.delete_provider(session, org.id, DEV_FANOUT_PROVIDER)

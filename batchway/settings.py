@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -16,6 +17,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     # Local folder in the data dir unless set (a `file://` path or a plain path).
     blob_url: str | None = None
+
+    # Master key(s) that encrypt upstream keys and webhook secrets at rest (batchway.secret_box).
+    secret_key: SecretStr | None = None
 
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"

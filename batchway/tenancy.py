@@ -11,6 +11,7 @@ from batchway import ids
 from batchway.clock import now
 from batchway.errors import bad_request, unauthorized
 from batchway.ids import looks_like_id
+from batchway.secret_box import SecretBox
 from batchway.storage.models import ApiKey, Org, ProviderConfig
 from batchway.upstreams.registry import get_kind
 
@@ -66,6 +67,7 @@ def set_provider(
     api_key: str | None,
     base_url: str | None,
     options: dict[str, Any] | None = None,
+    box: SecretBox,
 ) -> ProviderConfig:
     if not looks_like_id(name):
         raise ValueError(f"provider names use letters, digits, '-' and '_' only: {name!r}")
@@ -78,7 +80,8 @@ def set_provider(
     ).first()
     if row is None:
         row = ProviderConfig(org_id=org.id, name=name, kind=kind, created_at=now())
-    row.kind, row.api_key, row.base_url, row.options = kind, api_key, base_url, checked or None
+    # The upstream key is stored encrypted: a copy of the database must not expose it.
+    row.kind, row.api_key, row.base_url, row.options = kind, box.seal(api_key), base_url, checked or None
     session.add(row)
     session.commit()
     return row

@@ -7,21 +7,24 @@ from sqlmodel import Session, select
 
 from batchway import tenancy
 from batchway.clock import now
+from batchway.secret_box import SecretBox
 from batchway.storage.models import WebhookDelivery, WebhookEndpoint
 from batchway.webhooks.delivery import unsupported_url_reason
 from batchway.webhooks.signing import new_secret
 
 
-def set_endpoint(session: Session, org_name: str, url: str) -> str:
+def set_endpoint(session: Session, org_name: str, url: str, box: SecretBox) -> str:
     """Point the org's events at `url` with a new secret; returns the secret (its only showing)."""
     if reason := unsupported_url_reason(url):
         raise ValueError(reason)
     org = tenancy.get_org_by_name(session, org_name)
     secret = new_secret()
+    sealed = box.seal(secret)
+    assert sealed is not None
     endpoint = session.get(WebhookEndpoint, org.id) or WebhookEndpoint(
-        org_id=org.id, url=url, secret=secret, created_at=now()
+        org_id=org.id, url=url, secret=sealed, created_at=now()
     )
-    endpoint.url, endpoint.secret = url, secret
+    endpoint.url, endpoint.secret = url, sealed  # stored encrypted, like upstream keys
     session.add(endpoint)
     session.commit()
     return secret

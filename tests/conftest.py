@@ -20,6 +20,7 @@ import openai
 import psycopg
 import pytest
 import pytest_asyncio
+from cryptography.fernet import Fernet
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -28,6 +29,7 @@ from temporalio.testing import WorkflowEnvironment
 from api.main import create_app
 from batchway import tenancy
 from batchway.contracts import ALL_SEARCH_ATTRIBUTES
+from batchway.secret_box import SecretBox
 from batchway.servers import free_port, temporal_binary
 from batchway.settings import Settings
 from batchway.simulator import SimulatorConfig, create_simulator_app
@@ -37,6 +39,7 @@ from worker import running_worker
 
 PG_ADMIN_URL = os.environ.get("BATCHWAY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 SIMULATOR_KEY = "sim-test-key"
+TEST_SECRET_KEY = Fernet.generate_key().decode()  # the master key of every test deployment
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -59,6 +62,7 @@ def base_settings(tmp_path_factory: pytest.TempPathFactory, temporal_env: Workfl
         task_queue=f"batchway-test-{uuid.uuid4().hex[:8]}",
         poll_interval_min_seconds=0.2,
         poll_interval_max_seconds=1.0,
+        secret_key=TEST_SECRET_KEY,
     )
 
 
@@ -117,6 +121,7 @@ def create_org(
     with Session(engine, expire_on_commit=False) as session:
         org = tenancy.create_org(session, f"org-{uuid.uuid4().hex[:8]}")
         key = tenancy.create_api_key(session, org)
+        box = SecretBox([TEST_SECRET_KEY])
         for name, base_url in (providers or {}).items():
             tenancy.set_provider(
                 session,
@@ -126,6 +131,7 @@ def create_org(
                 api_key=upstream_key,
                 base_url=base_url,
                 options=(options or {}).get(name),
+                box=box,
             )
     engine.dispose()
     return org.name, key

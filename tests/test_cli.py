@@ -22,6 +22,7 @@ def cli(base_settings, monkeypatch):
     monkeypatch.setenv("BATCHWAY_DATA_DIR", str(base_settings.data_dir))
     monkeypatch.setenv("BATCHWAY_TEMPORAL_ADDRESS", base_settings.temporal_address)
     monkeypatch.setenv("BATCHWAY_TASK_QUEUE", base_settings.task_queue)
+    monkeypatch.setenv("BATCHWAY_SECRET_KEY", base_settings.secret_key.get_secret_value())
     get_settings.cache_clear()
     runner = CliRunner()
 

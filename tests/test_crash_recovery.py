@@ -38,6 +38,7 @@ def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
         "BATCHWAY_DATA_DIR": str(settings.data_dir),
         "BATCHWAY_TEMPORAL_ADDRESS": settings.temporal_address,
         "BATCHWAY_TASK_QUEUE": settings.task_queue,
+        "BATCHWAY_SECRET_KEY": settings.secret_key.get_secret_value() if settings.secret_key else "",
         "BATCHWAY_POLL_INTERVAL_MIN_SECONDS": "0.2",
         "BATCHWAY_POLL_INTERVAL_MAX_SECONDS": "1",
     }

@@ -6,11 +6,13 @@ import io
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from sqlmodel import Session
 
 from batchway import batches, files, lifecycle, tenancy
 from batchway.errors import APIError
 from batchway.pipeline.opening import insert_batch_row
+from batchway.secret_box import SecretBox
 from batchway.settings import Settings
 from batchway.storage.blobstore import LocalBlobStore
 from batchway.storage.db import make_engine, migrate
@@ -24,7 +26,10 @@ def store(database_url: str, tmp_path: Path):
     migrate(engine)
     session = Session(engine, expire_on_commit=False)
     org = tenancy.create_org(session, f"org-{tmp_path.name}")
-    provider = tenancy.set_provider(session, org, "openai", kind="openai", api_key="k", base_url=None)
+    box = SecretBox([Fernet.generate_key().decode()])
+    provider = tenancy.set_provider(
+        session, org, "openai", kind="openai", api_key="k", base_url=None, box=box
+    )
     yield engine, session, LocalBlobStore(tmp_path / "blobs"), org, provider
     session.close()
     engine.dispose()

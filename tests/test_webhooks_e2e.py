@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request, Response
 from sqlmodel import Session
 
 from batchway import webhook_endpoints
+from batchway.secret_box import load_box
 from batchway.storage.db import make_engine
 from tests.batch_helpers import chat_line, submit, wait_for
 from tests.servers import serve_in_thread
@@ -42,7 +43,7 @@ class Receiver:
 def set_webhook(base_settings, org: str, url: str) -> str:
     engine = make_engine(base_settings.resolved_database_url)
     with Session(engine) as session:
-        secret = webhook_endpoints.set_endpoint(session, org, url)
+        secret = webhook_endpoints.set_endpoint(session, org, url, load_box(base_settings))
     engine.dispose()
     return secret
 

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from batchway import tenancy
+from batchway.secret_box import SecretBox
 from batchway.settings import Settings
 from batchway.storage.blobstore import BlobStore
 from batchway.storage.models import BatchRecord
@@ -33,6 +34,7 @@ class Deps:
     blobs: BlobStore
     settings: Settings
     upstreams: UpstreamPool
+    box: SecretBox
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(BLOCKING_THREADS, thread_name_prefix="batchway-io")
     )
@@ -49,7 +51,10 @@ class Deps:
         if row is None:
             raise PermanentUpstreamError(f"provider '{batch.provider}' is no longer configured for the org")
         config = UpstreamConfig(
-            kind=row.kind, api_key=row.api_key, base_url=row.base_url, options=row.options or {}
+            kind=row.kind,
+            api_key=self.box.open(row.api_key),
+            base_url=row.base_url,
+            options=row.options or {},
         )
         return get_kind(row.kind), config
 

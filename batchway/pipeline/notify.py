@@ -51,7 +51,9 @@ async def notify(deps: Deps, client: httpx.AsyncClient, batch_id: str, attempt: 
         batch.id, batch.status, event_id=event_id(batch.id, batch.status), created_at=ended_at
     )
     # Signed with this attempt's time: receivers refuse signatures more than 5 minutes old.
-    result = await deliver(client, endpoint.url, endpoint.secret, event, now=int(time.time()))
+    secret = deps.box.open(endpoint.secret)
+    assert secret is not None
+    result = await deliver(client, endpoint.url, secret, event, now=int(time.time()))
     delivery = WebhookDelivery(
         org_id=batch.org_id,
         batch_id=batch.id,

@@ -67,7 +67,8 @@ def _judge(deps: Deps, batch: BatchRecord, org: Org, rate: float) -> _Judge | No
             org.judge_provider,
         )
         return None
-    config = UpstreamConfig(kind="fanout", api_key=provider.api_key, base_url=provider.base_url or OPENAI_API)
+    api_key = deps.box.open(provider.api_key)
+    config = UpstreamConfig(kind="fanout", api_key=api_key, base_url=provider.base_url or OPENAI_API)
     upstream = deps.upstreams.get(config)
     assert isinstance(upstream, FanoutUpstream)
     labels = BatchLabels(

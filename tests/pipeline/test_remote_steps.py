@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from cryptography.fernet import Fernet
 from sqlmodel import Session, select
 
 from batchway import batches, files, lifecycle, tenancy
@@ -16,6 +17,7 @@ from batchway.contracts import FinalizeInput
 from batchway.pipeline import finalize, remote
 from batchway.pipeline.deps import Deps
 from batchway.pipeline.opening import insert_batch_row
+from batchway.secret_box import SecretBox
 from batchway.settings import Settings
 from batchway.storage.blobstore import LocalBlobStore
 from batchway.storage.db import make_engine, migrate
@@ -66,10 +68,13 @@ async def world(database_url: str, tmp_path: Path):
     engine = make_engine(database_url)
     migrate(engine)
     fake = FakeRemoteUpstream()
-    deps = Deps(engine, LocalBlobStore(tmp_path / "blobs"), SETTINGS, FakePool(fake))
+    box = SecretBox([Fernet.generate_key().decode()])
+    deps = Deps(engine, LocalBlobStore(tmp_path / "blobs"), SETTINGS, FakePool(fake), box)
     with Session(engine, expire_on_commit=False) as session:
         org = tenancy.create_org(session, f"org-{tmp_path.name}")
-        provider = tenancy.set_provider(session, org, "up", kind="openai", api_key="k", base_url=None)
+        provider = tenancy.set_provider(
+            session, org, "up", kind="openai", api_key="k", base_url=None, box=box
+        )
         upload = files.upload(
             session,
             deps.blobs,
