@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -10,7 +9,7 @@ from fastapi import Depends, Request
 from sqlmodel import Session
 
 from api.state import AppState
-from batchway import tenancy
+from batchway.errors import unauthorized
 from batchway.storage.models import Org
 
 
@@ -29,22 +28,13 @@ def get_session(state: StateDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-# Key -> org lookups are a third of a cheap GET's cost; remember good keys briefly (a key's org never
-# changes, so the only staleness is a deleted key working for up to this long).
-KEY_CACHE_SECONDS = 30.0
-_known_keys: dict[str, tuple[float, Org]] = {}
-
-
 def get_org(request: Request, state: StateDep) -> Org:
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    key = key.strip() if scheme.lower() == "bearer" else ""
-    cached = _known_keys.get(key)
-    if cached and cached[0] > time.monotonic():
-        return cached[1]
-    with Session(state.engine, expire_on_commit=False) as session:
-        org = tenancy.org_for_key(session, key or None)
-    _known_keys[key] = (time.monotonic() + KEY_CACHE_SECONDS, org)
+    """The caller's org: `EdgeMiddleware` authenticated every `/v1/` request before its body was read."""
+    org = getattr(request.state, "org", None)
+    if org is None:
+        raise unauthorized(
+            "You didn't provide an API key. Provide it in the Authorization header as 'Bearer YOUR_KEY'."
+        )
     return org
 
 

@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.auth import KeyCache
+from api.edge import EdgeMiddleware
 from api.errors import install_error_handlers
 from api.routes import batches, files, health, requests, usage
 from api.state import AppState
@@ -23,12 +25,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.resolved_database_url)
         migrate(engine)
-        app.state.batchway = AppState(settings, engine, make_blob_store(settings.resolved_blob_url))
+        app.state.batchway = AppState(
+            settings, engine, make_blob_store(settings.resolved_blob_url), KeyCache(engine)
+        )
         yield
         engine.dispose()
 
     app = FastAPI(title="batchway", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
+    app.add_middleware(EdgeMiddleware)
     app.add_middleware(RequestIdMiddleware)
 
     for module in (files, batches, requests, usage, health):

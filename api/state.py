@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
+from api.auth import KeyCache
 from batchway.errors import APIError
 from batchway.settings import Settings
 from batchway.storage.blobstore import BlobStore
@@ -19,6 +20,7 @@ class AppState:
     settings: Settings
     engine: Engine
     blobs: BlobStore
+    keys: KeyCache
     _client: Client | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 

@@ -338,6 +338,42 @@ def keys_create(org: Annotated[str, typer.Option("--org")], data_dir: DataDir = 
         typer.echo(key)
 
 
+@keys_app.command("list")
+def keys_list(org: Annotated[str, typer.Option("--org")], data_dir: DataDir = None) -> None:
+    """The org's keys: id, prefix, created, last used (to the minute), revoked."""
+    import datetime as dt
+
+    def when(stamp: int | None) -> str:
+        return dt.datetime.fromtimestamp(stamp, dt.UTC).strftime("%Y-%m-%d %H:%M") if stamp else "-"
+
+    with _session(_settings(data_dir)) as session:
+        try:
+            rows = tenancy.list_api_keys(session, tenancy.get_org_by_name(session, org))
+        except ValueError as exc:
+            _fail(str(exc))
+        for row in rows:
+            state = f"revoked {when(row.revoked_at)}" if row.revoked_at else "active"
+            typer.echo(
+                f"{row.id}\t{row.prefix}...\tcreated {when(row.created_at)}"
+                f"\tlast used {when(row.last_used_at)}\t{state}"
+            )
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[int, typer.Argument(help="The id `batchway keys list` shows.")],
+    org: Annotated[str, typer.Option("--org")],
+    data_dir: DataDir = None,
+) -> None:
+    """Revoke a key: every API process refuses it within 2 seconds."""
+    with _session(_settings(data_dir)) as session:
+        try:
+            row = tenancy.revoke_api_key(session, tenancy.get_org_by_name(session, org), key_id)
+        except ValueError as exc:
+            _fail(str(exc))
+    typer.echo(f"key {row.id} ({row.prefix}...) revoked")
+
+
 @providers_app.command("set")
 def providers_set(
     kind: Annotated[str, typer.Argument(help="Provider kind: openai, anthropic or fanout.")],

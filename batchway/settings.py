@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     worker_health_host: str = "127.0.0.1"
     worker_health_port: int | None = None
 
+    # JSON request bodies (batch create...) at most; uploads have their own limit below.
+    max_json_body_bytes: int = 1024 * 1024
     max_input_bytes: int = 200 * 1024 * 1024
     max_lines: int = 50_000
     # One request line at most (images in base64 make lines big); bounds memory while scanning.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from batchway import ids
@@ -16,6 +17,7 @@ from batchway.storage.models import ApiKey, Org, ProviderConfig
 from batchway.upstreams.registry import get_kind
 
 PROVIDER_HEADER = "batchway-provider"
+LAST_USED_RESOLUTION_SECONDS = 60
 
 
 def hash_key(key: str) -> str:
@@ -47,15 +49,41 @@ def create_api_key(session: Session, org: Org) -> str:
 
 
 def org_for_key(session: Session, key: str | None) -> Org:
+    """The org a live (not revoked) key belongs to; 401 otherwise. Notes the key's use, to the minute."""
     if not key:
         raise unauthorized(
             "You didn't provide an API key. Provide it in the Authorization header as 'Bearer YOUR_KEY'."
         )
     row = session.exec(select(ApiKey).where(ApiKey.key_hash == hash_key(key))).first()
-    org = session.get(Org, row.org_id) if row else None
-    if org is None:
+    org = session.get(Org, row.org_id) if row and row.revoked_at is None else None
+    if row is None or org is None:
         raise unauthorized(f"Incorrect API key provided: {key[:7]}****.")
+    if row.last_used_at is None or row.last_used_at < now() - LAST_USED_RESOLUTION_SECONDS:
+        row.last_used_at = now()
+        session.add(row)
+        session.commit()
     return org
+
+
+def list_api_keys(session: Session, org: Org) -> list[ApiKey]:
+    return list(session.exec(select(ApiKey).where(ApiKey.org_id == org.id).order_by(ApiKey.id)).all())
+
+
+def revoke_api_key(session: Session, org: Org, key_id: int) -> ApiKey:
+    row = session.get(ApiKey, key_id)
+    if row is None or row.org_id != org.id:
+        raise ValueError(f"org {org.name!r} has no key {key_id}")
+    if row.revoked_at is None:
+        row.revoked_at = now()
+        session.add(row)
+        session.commit()
+    return row
+
+
+def revocation_marker(session: Session) -> tuple[int, int]:
+    """Changes whenever a key is revoked: the newest revocation and how many there are (cheap, indexed)."""
+    newest, count = session.exec(select(func.max(ApiKey.revoked_at), func.count(ApiKey.revoked_at))).one()
+    return int(newest or 0), int(count)
 
 
 def set_provider(

@@ -227,18 +227,21 @@ async def test_nul_characters_and_odd_ids_are_clean_4xx(
     client = client_for(key, url=api)
     headers = {"authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(headers=headers) as raw:
-        for path in (
-            "/batches/batch_%00x",
-            "/files/file-%00",
-            "/files/file-%00/content",
-            "/batches/" + "a" * 300,
-        ):
-            response = await raw.get(api + path)
-            assert response.status_code == 404, (path, response.text)
-        response = await raw.get(api + "/batches", params={"after": "batch_\x00"})
-        assert response.status_code == 400
-        response = await raw.post(api + "/batches/batch_%00/cancel")
+        for path in ("/batches/batch_%00x", "/files/file-%00", "/files/file-%00/content"):
+            response = await raw.get(api + path)  # refused at the edge, before any route or query
+            assert response.status_code == 400, (path, response.text)
+            assert response.json()["error"]["type"] == "invalid_request_error"
+        response = await raw.get(api + "/batches/" + "a" * 300)
         assert response.status_code == 404
+        for params in (
+            {"after": "batch_\x00"},
+            {"purpose": "\x00"},
+            {"after": "\ud800".encode("utf-8", "surrogatepass")},
+        ):
+            response = await raw.get(api + ("/files" if "purpose" in params else "/batches"), params=params)
+            assert response.status_code == 400, (params, response.text)
+        response = await raw.post(api + "/batches/batch_%00/cancel")
+        assert response.status_code == 400
     for bad in ({"input_file_id": "file-\x00"}, {"metadata": {"k": "v\x00"}}):
         with pytest.raises(openai.APIStatusError) as exc:
             await client.batches.create(

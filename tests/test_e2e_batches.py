@@ -58,7 +58,7 @@ async def test_happy_path_with_partial_failures(
     assert created.metadata == {"job": "nightly"}
 
     batch = await wait_for(client, created.id)
-    assert batch.status == "completed"
+    assert batch.status == "completed" and batch.metadata == {"job": "nightly"}
     assert (batch.request_counts.total, batch.request_counts.completed, batch.request_counts.failed) == (
         5,
         3,

@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
-from pydantic import BaseModel, ConfigDict
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from api.body import read_json
 from api.deps import OrgDep, SessionDep, StateDep
 from api.responses import JSON
 from batchway import batches, tenancy
@@ -27,12 +29,17 @@ class CreateBatchBody(BaseModel):
 
 @router.post("")
 async def create_batch(
-    body: CreateBatchBody,
     request: Request,
     org: OrgDep,
     state: StateDep,
     provider_name: Annotated[str | None, Header(alias=tenancy.PROVIDER_HEADER)] = None,
 ) -> JSON:
+    # Read by hand, after the caller was authenticated: a declared body parameter is read before that.
+    raw = await read_json(request, state.settings.max_json_body_bytes)
+    try:
+        body = CreateBatchBody.model_validate(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
     row = await batches.create_batch(
         state.engine,
         await state.temporal(),

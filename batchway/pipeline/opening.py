@@ -44,9 +44,8 @@ def batch_row(spec: BatchSpec) -> dict[str, object]:
 
 def insert_batch_row(session: Session, spec: BatchSpec) -> None:
     """Insert the batch row unless it exists (the API and the workflow both try; the first one wins)."""
-    row = batch_row(spec)
-    row["batch_metadata"] = row.pop("metadata")
-    insert_ignoring_conflicts(session, BatchRecord, [row], ["id"])
+    # Core insert: keys are column names (the `metadata` column is the model's `batch_metadata`).
+    insert_ignoring_conflicts(session, BatchRecord, [batch_row(spec)], ["id"])
     session.commit()
 
 

@@ -53,6 +53,8 @@ class ApiKey(SQLModel, table=True):
     key_hash: str = Field(unique=True, index=True)  # sha256 hex; the key itself is shown once
     prefix: str  # first characters, so operators can tell keys apart
     created_at: int
+    last_used_at: int | None = None  # to the minute: written at most once a minute per key
+    revoked_at: int | None = Field(default=None, index=True)
 
 
 class ProviderConfig(SQLModel, table=True):
