@@ -60,6 +60,8 @@ def build_worker(client: Client, settings: Settings, deps: Deps, notify: NotifyA
             remote.cancel_upstream,
             remote.collect_results,
             sweeper.recover_orphans,
+            sweeper.housekeep,
+            remote.cleanup_upstream,
             notify.notify_batch,
         ],
         graceful_shutdown_timeout=timedelta(seconds=10),

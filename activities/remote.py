@@ -39,6 +39,11 @@ class RemoteActivities:
             return await remote.cancel(self.deps, request.batch_id, requested=request.requested)
 
     @activity.defn
+    async def cleanup_upstream(self, ref: BatchRef) -> bool:
+        async with classified(), heartbeating():
+            return await remote.cleanup(self.deps, ref.batch_id)
+
+    @activity.defn
     async def collect_results(self, request: CollectInput) -> CollectResult:
         async with classified(), heartbeating():
             return await remote.collect(self.deps, request.batch_id, request.outcome)

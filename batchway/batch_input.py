@@ -26,6 +26,10 @@ NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 # Two distinct models or urls already make a file unusable; a few more keep messages useful while
 # the stored scan stays small whatever the file holds.
 MAX_DISTINCT_VALUES = 8
+# Longest strings a scan keeps or a batch line may name (OpenAI documents 512 for custom_id).
+MAX_CUSTOM_ID_CHARS = 512
+MAX_MODEL_CHARS = 256
+MAX_URL_CHARS = 256
 
 
 class InputFileError(Exception):
@@ -143,7 +147,21 @@ class InputScanner:
         if len(self._scan.problems) < MAX_RECORDED_PROBLEMS:
             self._scan.problems.append(LineProblem(code=code, message=message, line=line, param=param))
 
+    def _too_long(self, number: int, field: str, value: Any, limit: int) -> None:
+        if isinstance(value, str) and len(value) > limit:
+            raise InputFileError(
+                f"Line {number} has a '{field}' longer than {limit} characters.",
+                code="field_too_long",
+                line=number,
+            )
+
     def _check_request(self, number: int, obj: dict[str, Any]) -> None:
+        body = obj.get("body")
+        self._too_long(number, "custom_id", obj.get("custom_id"), MAX_CUSTOM_ID_CHARS)
+        self._too_long(number, "url", obj.get("url"), MAX_URL_CHARS)
+        self._too_long(
+            number, "body.model", body.get("model") if isinstance(body, dict) else None, MAX_MODEL_CHARS
+        )
         custom_id = obj.get("custom_id")
         if not isinstance(custom_id, str) or not custom_id:
             self._problem(

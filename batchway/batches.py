@@ -20,7 +20,7 @@ from batchway.batch_input import InputScan
 from batchway.clock import now, now_ns
 from batchway.contracts import BatchSpec
 from batchway.errors import APIError, bad_request, not_found
-from batchway.files import get_file
+from batchway.files import check_expires_after, get_file
 from batchway.ids import looks_like_id
 from batchway.paging import page
 from batchway.pipeline.opening import batch_row, insert_batch_row
@@ -70,6 +70,7 @@ def plan_batch(
     completion_window: str,
     metadata: Any,
     headers: dict[str, str] | None = None,
+    output_expires_after: Any = None,
 ) -> tuple[BatchSpec, ProviderKind, int]:
     """Every check a create makes before anything is started; returns the batch to start, the kind of
     upstream that runs it and its number of requests."""
@@ -90,6 +91,7 @@ def plan_batch(
             param="completion_window",
         )
     checked_metadata = check_metadata(metadata)
+    output_ttl = _output_ttl(output_expires_after)
     input_file = get_file(session, org_id, input_file_id)
     if input_file.purpose != "batch" or input_file.scan is None:
         raise bad_request(
@@ -119,8 +121,23 @@ def plan_batch(
         metadata=checked_metadata,
         session_id=request_headers.session_id(headers or {}),
         request_headers=headers or None,
+        output_ttl_seconds=output_ttl,
     )
     return spec, kind, input_file.line_count or 0
+
+
+def _output_ttl(output_expires_after: Any) -> int | None:
+    """`output_expires_after`: `{"anchor": "created_at", "seconds": 3600..2592000}` for the result files."""
+    if output_expires_after is None:
+        return None
+    if not isinstance(output_expires_after, dict):
+        raise bad_request("output_expires_after must be an object.", param="output_expires_after")
+    seconds = output_expires_after.get("seconds")
+    if isinstance(seconds, bool) or not isinstance(seconds, int):
+        raise bad_request(
+            "output_expires_after.seconds must be an integer.", param="output_expires_after.seconds"
+        )
+    return check_expires_after(output_expires_after.get("anchor"), seconds)
 
 
 async def create_batch(
@@ -135,6 +152,7 @@ async def create_batch(
     completion_window: str,
     metadata: Any,
     headers: dict[str, str] | None = None,
+    output_expires_after: Any = None,
 ) -> BatchRecord:
     def plan() -> tuple[BatchSpec, ProviderKind, int]:
         with Session(engine) as session:
@@ -150,6 +168,7 @@ async def create_batch(
                 completion_window=completion_window,
                 metadata=metadata,
                 headers=headers,
+                output_expires_after=output_expires_after,
             )
 
     spec, kind, line_count = await asyncio.to_thread(plan)

@@ -44,6 +44,7 @@ class BatchSpec(BaseModel):
     metadata: dict[str, str] | None = None
     session_id: str | None = None  # the `batchway-session-id` header sent with the create call
     request_headers: dict[str, str] | None = None  # its headers, credentials removed (bounded)
+    output_ttl_seconds: int | None = None  # `output_expires_after.seconds` for the result files
 
 
 class ChunkSpec(BaseModel):
@@ -173,4 +174,6 @@ class RecoverInput(BaseModel):
 
 
 class SweepResult(BaseModel):
-    recovered: list[str]
+    recovered: list[str] = []  # batches whose recovery started
+    expired: int = 0  # files past their expiry, removed
+    purged: int = 0  # hidden files (deleted, or uploads never finished) removed

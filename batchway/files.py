@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
 from batchway import ids
-from batchway.batch_input import InputFileError, InputScanner
+from batchway.batch_input import InputFileError, InputScan, InputScanner
 from batchway.clock import now, now_ns
 from batchway.errors import APIError, bad_request, not_found
 from batchway.ids import looks_like_id
@@ -64,7 +65,43 @@ def upload(
     file_id = ids.new_file_id()
     key = blob_key(org_id, file_id)
     scanner = InputScanner(settings.max_lines, settings.max_line_bytes) if purpose == "batch" else None
+    created = now()
+    # Recorded (hidden) before a byte is stored: an upload cut short by a crash leaves a row the sweeper
+    # finds and removes with its blob, never a blob nobody knows about.
+    row = FileRecord(
+        id=file_id,
+        org_id=org_id,
+        filename=filename.replace("\x00", "")[:255] or "upload",
+        purpose=purpose,
+        bytes=0,
+        created_at=created,
+        created_ns=now_ns(),
+        expires_at=created + (ttl_seconds or FILE_TTL_SECONDS) if purpose == "batch" or ttl_seconds else None,
+        blob_key=key,
+        deleted=True,
+        upload_complete=False,
+    )
+    session.add(row)
+    session.commit()
+    try:
+        size, scan = _store(blobs, settings, key, source, scanner)
+        row.bytes, row.deleted, row.upload_complete = size, False, True
+        row.line_count = scan.line_count if scan else None
+        row.scan = scan.model_dump() if scan else None
+        session.add(row)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        _discard(session, blobs, row)
+        raise
+    return row
+
+
+def _store(
+    blobs: BlobStore, settings: Settings, key: str, source: BinaryIO, scanner: InputScanner | None
+) -> tuple[int, InputScan | None]:
     size = 0
+    scan: InputScan | None = None
 
     def counted_chunks() -> Iterator[bytes]:
         nonlocal size
@@ -85,26 +122,18 @@ def upload(
     except InputFileError as exc:
         raise bad_request(f"Invalid batch input file: {exc.message}", param="file", code=exc.code) from None
     if size == 0:
-        blobs.delete(key)
         raise bad_request("The file is empty.", param="file", code="empty_file")
+    return size, scan
 
-    created = now()
-    row = FileRecord(
-        id=file_id,
-        org_id=org_id,
-        filename=filename.replace("\x00", "")[:255] or "upload",
-        purpose=purpose,
-        bytes=size,
-        created_at=created,
-        created_ns=now_ns(),
-        expires_at=created + (ttl_seconds or FILE_TTL_SECONDS) if purpose == "batch" or ttl_seconds else None,
-        blob_key=key,
-        line_count=scan.line_count if scanner else None,
-        scan=scan.model_dump() if scanner else None,
-    )
-    session.add(row)
-    session.commit()
-    return row
+
+def _discard(session: Session, blobs: BlobStore, row: FileRecord) -> None:
+    """Remove an upload that did not finish: its blob first, then its row (each step safe to repeat)."""
+    try:
+        blobs.delete(row.blob_key)
+        session.delete(row)
+        session.commit()
+    except Exception:  # the sweeper removes what is left (the row stays hidden)
+        session.rollback()
 
 
 def get_file(session: Session, org_id: str, file_id: str) -> FileRecord:
@@ -128,33 +157,38 @@ def list_files(
         limit=limit,
         descending=order == "desc",
         filters=filters,
+        options=(defer(FileRecord.scan),),  # what the upload scan learned is never needed to list files
     )
 
 
 def delete_file(session: Session, blobs: BlobStore, org_id: str, file_id: str) -> None:
     row = get_file(session, org_id, file_id)
-    if _running_batch_reading(session, file_id):
-        # A running batch still needs the lines to write its results: hide the file now, purge later.
-        row.deleted = True
-        session.add(row)
-        session.commit()
-        return
-    session.delete(row)
+    # Hidden first, then the blob, then the row: a crash in between leaves a hidden row the sweeper
+    # purges, never a row pointing at a missing blob nor a blob nobody knows about.
+    row.deleted = True
+    session.add(row)
     session.commit()
-    blobs.delete(row.blob_key)
+    if running_batch_reading(session, file_id):
+        return  # a running batch still needs the lines to write its results: purged when it ends
+    purge(session, blobs, row)
 
 
 def purge_if_deleted(session: Session, blobs: BlobStore, file_id: str) -> None:
     """Remove an input file its org deleted while batches were still reading it, once none is."""
     row = session.get(FileRecord, file_id)
-    if row is None or not row.deleted or _running_batch_reading(session, file_id):
+    if row is None or not row.deleted or running_batch_reading(session, file_id):
         return
+    purge(session, blobs, row)
+
+
+def purge(session: Session, blobs: BlobStore, row: FileRecord) -> None:
+    """Remove a hidden file for good: its blob, then its row."""
+    blobs.delete(row.blob_key)
     session.delete(row)
     session.commit()
-    blobs.delete(row.blob_key)
 
 
-def _running_batch_reading(session: Session, file_id: str) -> str | None:
+def running_batch_reading(session: Session, file_id: str) -> str | None:
     return session.exec(
         select(BatchRecord.id).where(
             BatchRecord.input_file_id == file_id, BatchRecord.status.not_in(TERMINAL)

@@ -22,9 +22,10 @@ def page(
     limit: int,
     descending: bool,
     filters: tuple[Any, ...] = (),
+    options: tuple[Any, ...] = (),
 ) -> tuple[list[Row], bool]:
-    """One page of `model` rows of an org and whether more follow."""
-    query = select(model).where(model.org_id == org_id, *filters)
+    """One page of `model` rows of an org and whether more follow (`options`: e.g. columns to defer)."""
+    query = select(model).where(model.org_id == org_id, *filters).options(*options)
     if after is not None:
         anchor = session.get(model, after) if looks_like_id(after) else None
         if anchor is None or anchor.org_id != org_id:

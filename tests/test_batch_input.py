@@ -78,3 +78,19 @@ def test_line_spans_give_each_line_its_byte_offset_whatever_the_reads(read_size:
     for _, offset, line in spans:
         assert data[offset : offset + len(line)] == line
     assert [line for _, _, line in spans] == [b'{"a":1}', b'{"b":22}', b"", b'{"c":333}', b'{"d":4}']
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        (chat_line("x" * 513, "hi"), "custom_id"),
+        (chat_line("ok", "hi", model="m" * 257), "body.model"),
+        ({**chat_line("ok", "hi"), "url": "/v1/" + "u" * 300}, "url"),
+    ],
+)
+def test_overlong_fields_are_refused_with_their_line(line: dict, field: str) -> None:
+    scanner = InputScanner(max_lines=10)
+    with pytest.raises(InputFileError) as refused:
+        scanner.scan([jsonl([chat_line("first", "hi"), line])])
+    assert (refused.value.code, refused.value.line) == ("field_too_long", 2)
+    assert field in refused.value.message

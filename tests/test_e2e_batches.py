@@ -241,6 +241,7 @@ async def test_upstream_refusal_fails_the_batch(start_simulator, new_org, client
     assert batch.status == "failed" and batch.failed_at
     assert batch.errors.data[0].code == "upstream_error"
     assert "401" in batch.errors.data[0].message
+    assert "Incorrect API key" not in batch.errors.data[0].message  # the upstream's words: logs only
     assert batch.output_file_id is None and batch.error_file_id is None
 
 

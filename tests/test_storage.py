@@ -157,3 +157,11 @@ def test_input_deleted_while_two_batches_read_it_is_purged_after_both(store) -> 
     assert not blobs.exists(shared.blob_key)
     session.expire_all()
     assert session.get(FileRecord, shared.id) is None
+
+
+def test_listing_files_never_loads_what_the_scan_learned(store) -> None:
+    _, session, blobs, org, _ = store
+    put(session, blobs, org, [chat_line("a", "1")])
+    session.expunge_all()
+    rows, _ = files.list_files(session, org.id, purpose="batch", limit=10, order="desc", after=None)
+    assert rows and all("scan" not in row.__dict__ for row in rows)  # deferred: never read from the database

@@ -288,6 +288,13 @@ class BatchWorkflow:
     async def _after_end(self, ref: BatchRef, status: str) -> None:
         """The batch has ended for its client; now tell the org (webhook) and score its lines (feedback).
         Neither can change how the batch ended."""
+        if self.state.style == "remote":
+            try:  # what batchway made upstream (its copy of the input, the result files) is not kept
+                await workflow.execute_activity_method(
+                    RemoteActivities.cleanup_upstream, ref, summary="delete upstream copies", **CANCEL
+                )
+            except ActivityError as err:
+                workflow.logger.info("upstream copies of %s not deleted: %s", ref.batch_id, err)
         try:
             await workflow.execute_activity_method(
                 NotifyActivities.notify_batch, ref, summary="webhook", **NOTIFY

@@ -17,9 +17,17 @@ with workflow.unsafe.imports_passed_through():
 class SweeperWorkflow:
     @workflow.run
     async def run(self) -> SweepResult:
-        return await workflow.execute_activity_method(
+        recovered = await workflow.execute_activity_method(
             SweeperActivities.recover_orphans,
             summary="recover batches whose workflow stopped",
             start_to_close_timeout=timedelta(minutes=5),
             retry_policy=RetryPolicy(maximum_attempts=3),
         )
+        tidied = await workflow.execute_activity_method(
+            SweeperActivities.housekeep,
+            summary="remove expired and hidden files",
+            start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=timedelta(seconds=10),
+            retry_policy=RetryPolicy(maximum_attempts=3),
+        )
+        return SweepResult(recovered=recovered.recovered, expired=tidied.expired, purged=tidied.purged)

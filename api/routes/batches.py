@@ -25,6 +25,7 @@ class CreateBatchBody(BaseModel):
     endpoint: str
     completion_window: str
     metadata: Any = None
+    output_expires_after: Any = None
 
 
 @router.post("")
@@ -50,6 +51,7 @@ async def create_batch(
         endpoint=body.endpoint,
         completion_window=body.completion_window,
         metadata=body.metadata,
+        output_expires_after=body.output_expires_after,
         headers=kept_headers(request.headers.items()),
     )
     return JSON(batch_object(row))

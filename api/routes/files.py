@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -112,14 +113,21 @@ def delete_file(file_id: str, org: OrgDep, session: SessionDep, state: StateDep)
 
 
 @router.get("/{file_id}/content")
-def file_content(file_id: str, org: OrgDep, session: SessionDep, state: StateDep) -> StreamingResponse:
-    row = files.get_file(session, org.id, file_id)
-    stream = state.blobs.open_read(row.blob_key)
+async def file_content(file_id: str, org: OrgDep, state: StateDep) -> StreamingResponse:
+    """The stored bytes, streamed. The database is only asked before the first byte: a slow reader must
+    never hold a connection (40 of them would exhaust the pool and stall every other request)."""
 
-    def body():  # type: ignore[no-untyped-def]
-        with stream:
+    def lookup() -> tuple[str, int]:
+        with Session(state.engine) as session:
+            row = files.get_file(session, org.id, file_id)
+            return row.blob_key, row.bytes
+
+    key, size = await run_in_threadpool(lookup)
+
+    def body() -> Iterator[bytes]:  # opened on the first read, so a response never sent leaks nothing
+        with state.blobs.open_read(key) as stream:
             yield from read_chunks(stream)
 
     return StreamingResponse(
-        body(), media_type="application/octet-stream", headers={"content-length": str(row.bytes)}
+        body(), media_type="application/octet-stream", headers={"content-length": str(size)}
     )

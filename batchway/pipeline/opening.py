@@ -39,6 +39,7 @@ def batch_row(spec: BatchSpec) -> dict[str, object]:
         "metadata": spec.metadata,
         "session_id": spec.session_id,
         "request_headers": spec.request_headers,
+        "output_ttl_seconds": spec.output_ttl_seconds,
     }
 
 

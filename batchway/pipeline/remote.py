@@ -24,7 +24,7 @@ from batchway.pipeline.sinks import sink_for
 from batchway.results.sink import FLUSH_LINES
 from batchway.results.stored import stored_custom_ids
 from batchway.storage.models import BatchRecord
-from batchway.upstreams.base import PermanentUpstreamError, RemoteUpstream, SubmitJob
+from batchway.upstreams.base import PermanentUpstreamError, RemoteUpstream, SubmitJob, UpstreamError
 from batchway.upstreams.result_line import (
     BATCH_CANCELLED,
     BATCH_EXPIRED,
@@ -34,6 +34,20 @@ from batchway.upstreams.result_line import (
 )
 
 log = logging.getLogger(__name__)
+
+
+async def cleanup(deps: Deps, batch_id: str) -> bool:
+    """Delete what batchway made upstream for a batch that ended (its results are stored); best effort."""
+    batch = await _load(deps, batch_id)
+    ref = upstream_ref(batch)
+    if ref is None or not lifecycle.is_terminal(batch.status):
+        return False
+    try:
+        await (await _remote(deps, batch)).cleanup(ref)
+    except UpstreamError as exc:
+        log.info("could not clean up upstream copies of %s: %s", batch_id, exc)
+        return False
+    return True
 
 
 def _error(code: str, message: str) -> list[dict[str, Any]]:
@@ -100,7 +114,8 @@ async def submit(deps: Deps, batch_id: str) -> SubmitResult:
         job.line_count = total
         ref = await upstream.submit(job)
     except PermanentUpstreamError as exc:
-        message = f"The upstream refused the batch: {exc}"
+        log.warning("upstream refused %s: %s", batch_id, exc)  # the upstream's own words: operators only
+        message = f"The upstream refused the batch ({exc.public_summary()})."
         await deps.blocking(
             lifecycle.transition, deps.engine, batch_id, errors=_error("upstream_error", message)
         )
@@ -126,7 +141,8 @@ async def poll(deps: Deps, batch_id: str) -> PollResult:
         status = await (await _remote(deps, batch)).status(ref)
     except PermanentUpstreamError as exc:
         # The upstream lost or refuses our batch for good (deleted, key revoked): the batch fails.
-        message = f"The upstream batch is gone: {exc}"
+        log.warning("upstream lost %s: %s", batch_id, exc)
+        message = f"The upstream no longer reports on the batch ({exc.public_summary()})."
         await deps.blocking(
             lifecycle.transition, deps.engine, batch_id, errors=_error("upstream_error", message)
         )
@@ -192,7 +208,8 @@ async def collect(deps: Deps, batch_id: str, outcome: Outcome) -> CollectResult:
                 await deps.blocking(sink.flush)
     except PermanentUpstreamError as exc:
         await deps.blocking(sink.flush)
-        message = f"Could not fetch the upstream results: {exc}"
+        log.warning("upstream results of %s refused: %s", batch_id, exc)
+        message = f"Could not fetch the upstream results ({exc.public_summary()})."
         await deps.blocking(
             lifecycle.transition, deps.engine, batch_id, errors=_error("upstream_error", message)
         )

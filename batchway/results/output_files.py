@@ -27,6 +27,7 @@ class ResultFile:
     """One output or error file being written; it only becomes a file row if it has lines."""
 
     def __init__(self, blobs: BlobStore, batch: BatchRecord, kind: str) -> None:
+        self.ttl = batch.output_ttl_seconds or FILE_TTL_SECONDS
         self.file_id = ids.derived_file_id(f"{batch.id}/{kind}")
         self.filename = f"{batch.id}_{kind}.jsonl"
         self.key = blob_key(batch.org_id, self.file_id)
@@ -55,7 +56,7 @@ class ResultFile:
             bytes=self.bytes,
             created_at=created,
             created_ns=now_ns(),
-            expires_at=created + FILE_TTL_SECONDS,
+            expires_at=created + self.ttl,  # anchored on the file's creation, as OpenAI does
             blob_key=self.key,
         )
 

@@ -85,9 +85,10 @@ class FileRecord(SQLModel, table=True):
     # For batch input files, what the upload scan learned (see batchway.batch_input).
     line_count: int | None = None
     scan: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
-    # Deleted by its org while a running batch still reads it: hidden from the API, removed when
-    # that batch ends.
+    # Hidden from the API: deleted by its org (removed once no running batch reads it), or an upload not
+    # finished yet (`upload_complete` false; removed if it never finishes). The sweeper purges both.
     deleted: bool = False
+    upload_complete: bool = Field(default=True, sa_column_kwargs={"server_default": "1"})
 
 
 class BatchRecord(SQLModel, table=True):
@@ -123,6 +124,7 @@ class BatchRecord(SQLModel, table=True):
     session_id: str | None = None
     request_headers: dict[str, str] | None = Field(default=None, sa_column=Column(JSON))
     cost_micros: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    output_ttl_seconds: int | None = None  # `output_expires_after.seconds`: the result files' lifetime
     # Upstream bookkeeping, never shown to clients: the adapter's own record of what it created upstream
     # (its checkpoint across retried submits), and when the first submit attempt began (a retry looks for
     # upstream batches created since then before creating another).

@@ -28,16 +28,31 @@ BATCHWAY_TAG = "batchway_batch_id"
 
 
 class UpstreamError(Exception):
-    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+    """`str(error)` is for operators' logs (it may quote the upstream's own text, which can name the
+    operator's upstream account); `public_summary` is what a tenant may see."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
+        self.code = code  # the upstream's error code or type, when it gave one
+
+    def public_summary(self) -> str:
+        if self.status_code is None:
+            return "the upstream could not be reached"
+        code = f", {self.code}" if self.code and self.code.replace("_", "").isalnum() else ""
+        return f"the upstream answered HTTP {self.status_code}{code[:80]}"
 
 
 class RetryableUpstreamError(UpstreamError):
     def __init__(
-        self, message: str, *, status_code: int | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
-        super().__init__(message, status_code=status_code)
+        super().__init__(message, status_code=status_code, code=code)
         self.retry_after = retry_after
 
 
@@ -115,6 +130,11 @@ class RemoteUpstream(Protocol):
         client's custom_ids (`index` maps an adapter's own ids back by line). A result that cannot be
         read is yielded as the `UnreadableResult` (its `custom_id` set when that much was readable); it
         never stops the iteration."""
+        ...
+
+    async def cleanup(self, ref: dict[str, Any]) -> None:
+        """Delete what batchway made upstream for an ended batch (its copy of the input, the upstream's
+        result files or batches): best effort, once their results are stored."""
         ...
 
     async def aclose(self) -> None: ...

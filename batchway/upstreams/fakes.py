@@ -33,6 +33,7 @@ class FakeRemoteUpstream:
     refuse_cancel: bool = False
     created: list[str] = field(default_factory=list)  # batchway batch ids submitted
     cancelled: list[dict[str, Any]] = field(default_factory=list)
+    cleaned: list[dict[str, Any]] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     closed: bool = False
 
@@ -68,6 +69,10 @@ class FakeRemoteUpstream:
         self._call("results")
         for item in self.result_items:
             yield item
+
+    async def cleanup(self, ref: dict[str, Any]) -> None:
+        self._call("cleanup")
+        self.cleaned.append(ref)
 
     async def aclose(self) -> None:
         self.closed = True

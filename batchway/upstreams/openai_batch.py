@@ -60,9 +60,12 @@ def classify(exc: Exception) -> UpstreamError:
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         message = f"upstream answered {status}: {exc.message}"
+        code = exc.code or exc.type
         if status in RETRYABLE_STATUS or status >= 500:
-            return RetryableUpstreamError(message, status_code=status, retry_after=retry_after(exc.response))
-        return PermanentUpstreamError(message, status_code=status)
+            return RetryableUpstreamError(
+                message, status_code=status, code=code, retry_after=retry_after(exc.response)
+            )
+        return PermanentUpstreamError(message, status_code=status, code=code)
     if isinstance(exc, openai.APIConnectionError | httpx.TransportError):  # includes timeouts
         return RetryableUpstreamError(f"upstream unreachable: {exc}")
     return RetryableUpstreamError(f"unexpected upstream answer: {exc!r}")
@@ -209,6 +212,16 @@ class OpenAIBatchUpstream:
             while items := await asyncio.to_thread(parser.next_slice):
                 for item in items:
                     yield item
+
+    async def cleanup(self, ref: dict[str, Any]) -> None:
+        async with mapped_errors():
+            batch = await self.client.batches.retrieve(ref["batch_id"])
+        for file_id in {ref.get("input_file_id"), batch.output_file_id, batch.error_file_id} - {None}:
+            try:
+                async with mapped_errors():
+                    await self.client.files.delete(file_id)
+            except PermanentUpstreamError:  # already gone
+                continue
 
     async def aclose(self) -> None:
         await self.client.close()

@@ -51,11 +51,14 @@ def classify(exc: Exception) -> UpstreamError:
     if isinstance(exc, anthropic.APIStatusError):
         status = exc.status_code
         message = f"upstream answered {status}: {exc.message}"
+        body = exc.body if isinstance(exc.body, dict) else {}
+        inner = body.get("error") if isinstance(body.get("error"), dict) else body
+        code = inner.get("type") if isinstance(inner.get("type"), str) else None
         if status in RETRYABLE_STATUS or status >= 500:
             retry_after = exc.response.headers.get("retry-after")
             delay = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
-            return RetryableUpstreamError(message, status_code=status, retry_after=delay)
-        return PermanentUpstreamError(message, status_code=status)
+            return RetryableUpstreamError(message, status_code=status, code=code, retry_after=delay)
+        return PermanentUpstreamError(message, status_code=status, code=code)
     if isinstance(exc, anthropic.APIConnectionError | httpx.TransportError):
         return RetryableUpstreamError(f"upstream unreachable: {exc}")
     return RetryableUpstreamError(f"unexpected upstream answer: {exc!r}")
@@ -250,6 +253,14 @@ class AnthropicBatchUpstream:
                 while items := await asyncio.to_thread(parser.next_slice):
                     for item in items:
                         yield item
+
+    async def cleanup(self, ref: dict[str, Any]) -> None:
+        for part in ref["parts"]:
+            try:
+                async with mapped_errors():
+                    await self.client.messages.batches.delete(part["id"])
+            except PermanentUpstreamError:  # already gone, or not ended (a cancel it ignored)
+                continue
 
     async def aclose(self) -> None:
         await self.client.close()
