@@ -6,7 +6,8 @@ Run it with `python worker.py` or `batchway worker`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -32,6 +33,8 @@ from batchway.worker_health import health_app
 from workflows.batch import BatchWorkflow
 from workflows.recovery import RecoverBatchWorkflow
 from workflows.sweeper import SweeperWorkflow
+
+log = logging.getLogger("batchway.worker")
 
 
 def build_deps(settings: Settings) -> Deps:
@@ -64,7 +67,10 @@ def build_worker(client: Client, settings: Settings, deps: Deps, notify: NotifyA
             remote.cleanup_upstream,
             notify.notify_batch,
         ],
-        graceful_shutdown_timeout=timedelta(seconds=10),
+        graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds),
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+        max_cached_workflows=settings.worker_max_cached_workflows,
         # Heartbeat details are a fan-out chunk's record of the lines it sent: send them within ~2 s
         # (Temporal's default would wait 0.8 x the heartbeat timeout), so a crash loses little of it.
         default_heartbeat_throttle_interval=timedelta(seconds=1),
@@ -101,14 +107,24 @@ async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Wo
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run until `stop` is set or, without one, until SIGTERM/SIGINT: then stop polling for new work, let
+    running activities finish within the shutdown grace (the rest are cancelled, heartbeat their state,
+    and Temporal retries them on another worker) and return, so the process exits 0. Signal handlers are
+    installed explicitly, so this also holds as PID 1 in a container."""
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
     client = await connect(settings)
     async with running_worker(client, settings):
-        await (stop or asyncio.Event()).wait()
+        await stop.wait()
+        log.info("stopping: finishing running activities (up to %s s)", settings.shutdown_grace_seconds)
 
 
 def main() -> None:
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_worker(get_settings()))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run_worker(get_settings()))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 from pathlib import Path
@@ -105,16 +104,24 @@ def api(host: str | None = None, port: int | None = None, data_dir: DataDir = No
     from api.main import create_app
 
     settings = _settings(data_dir)
-    uvicorn.run(create_app(settings), host=host or settings.api_host, port=port or settings.api_port)
+    # uvicorn stops accepting on SIGTERM and lets in-flight requests finish within the grace.
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+    )
 
 
 @app.command()
 def worker(data_dir: DataDir = None) -> None:
     """Run a Temporal worker for batch workflows and activities."""
+    import logging
+
     from worker import run_worker
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_worker(_settings(data_dir)))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run_worker(_settings(data_dir)))  # SIGTERM/SIGINT: a graceful stop, exit code 0
 
 
 @app.command()
@@ -428,6 +435,41 @@ def secrets_rotate(data_dir: DataDir = None) -> None:
     with _session(settings) as session:
         count = rotate_all(session, box)
     typer.echo(f"{count} secrets re-encrypted")
+
+
+temporal_app = typer.Typer(help="The Temporal cluster batchway runs on.", no_args_is_help=True)
+app.add_typer(temporal_app, name="temporal")
+
+
+@temporal_app.command("setup")
+def temporal_setup(
+    create_namespace: Annotated[
+        bool, typer.Option("--create-namespace", help="Create BATCHWAY_TEMPORAL_NAMESPACE if missing.")
+    ] = False,
+    retention_hours: Annotated[int, typer.Option(help="Retention of a namespace it creates.")] = 168,
+    data_dir: DataDir = None,
+) -> None:
+    """Register batchway's search attributes (and optionally the namespace); safe to run again."""
+    from datetime import timedelta
+
+    from batchway.temporal_client import connect
+    from batchway.temporal_setup import ensure_namespace, ensure_search_attributes
+
+    settings = _settings(data_dir)
+
+    async def setup() -> tuple[bool, list[str]]:
+        client = await connect(settings)
+        created = False
+        if create_namespace:
+            created = await ensure_namespace(
+                client, settings.temporal_namespace, timedelta(hours=retention_hours)
+            )
+        return created, await ensure_search_attributes(client, settings.temporal_namespace)
+
+    created, added = asyncio.run(setup())
+    if created:
+        typer.echo(f"namespace {settings.temporal_namespace} created")
+    typer.echo(f"search attributes added: {', '.join(added)}" if added else "search attributes: all present")
 
 
 @providers_app.command("list")

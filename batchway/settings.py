@@ -24,6 +24,22 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     task_queue: str = "batchway"
+    # Secured clusters and Temporal Cloud: mTLS (client certificate and key, optionally the server's CA
+    # and name), or an API key (which implies TLS); `temporal_tls` turns on TLS with the system's CAs.
+    temporal_tls: bool = False
+    temporal_tls_cert: str | None = None
+    temporal_tls_key: str | None = None
+    temporal_tls_ca: str | None = None
+    temporal_tls_server_name: str | None = None
+    temporal_api_key: SecretStr | None = None
+
+    # How long a stopping process lets work in flight finish (SIGTERM): a worker's running activities
+    # (the rest are handed back to Temporal, which gives them to another worker), the API's requests.
+    shutdown_grace_seconds: float = 30.0
+    # Worker capacity (see README, "Worker tuning").
+    worker_max_concurrent_activities: int = 200
+    worker_max_concurrent_workflow_tasks: int = 100
+    worker_max_cached_workflows: int = 2000
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
