@@ -13,7 +13,7 @@ from batchway.errors import unauthorized
 from batchway.storage.models import Org
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:  # async: no thread-pool hop for a lookup
     return request.app.state.batchway
 
 
@@ -28,7 +28,7 @@ def get_session(state: StateDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_org(request: Request, state: StateDep) -> Org:
+async def get_org(request: Request) -> Org:
     """The caller's org: `EdgeMiddleware` authenticated every `/v1/` request before its body was read."""
     org = getattr(request.state, "org", None)
     if org is None:

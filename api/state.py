@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
 from api.auth import KeyCache
@@ -13,6 +17,8 @@ from batchway.errors import APIError
 from batchway.settings import Settings
 from batchway.storage.blobstore import BlobStore
 from batchway.temporal_client import connect
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -23,6 +29,16 @@ class AppState:
     keys: KeyCache
     _client: Client | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def read(self, query: Callable[..., T], *args: Any) -> T:
+        """Run `query(session, *args)` in one short session, in one thread-pool hop (the hot read paths
+        use this instead of sync dependencies, which cost a hop each)."""
+
+        def run() -> T:
+            with Session(self.engine, expire_on_commit=False) as session:
+                return query(session, *args)
+
+        return await run_in_threadpool(run)
 
     async def temporal(self) -> Client:
         """Connect on first use, so reads keep working while Temporal is down."""

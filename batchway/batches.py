@@ -201,7 +201,7 @@ def get_batch(session: Session, org_id: str, batch_id: str) -> BatchRecord:
 
 
 def list_batches(
-    session: Session, org_id: str, *, limit: int, after: str | None
+    session: Session, org_id: str, limit: int, after: str | None
 ) -> tuple[list[BatchRecord], bool]:
     return page(session, BatchRecord, org_id=org_id, after=after, limit=limit, descending=True)
 

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from api.body import read_json
-from api.deps import OrgDep, SessionDep, StateDep
+from api.deps import OrgDep, StateDep
 from api.responses import JSON
 from batchway import batches, tenancy
 from batchway.request_headers import kept_headers
@@ -58,19 +58,19 @@ async def create_batch(
 
 
 @router.get("")
-def list_batches(
+async def list_batches(
     org: OrgDep,
-    session: SessionDep,
+    state: StateDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     after: str | None = None,
 ) -> JSON:
-    rows, has_more = batches.list_batches(session, org.id, limit=limit, after=after)
+    rows, has_more = await state.read(batches.list_batches, org.id, limit, after)
     return JSON(list_object([batch_object(r) for r in rows], has_more))
 
 
 @router.get("/{batch_id}")
-def retrieve_batch(batch_id: str, org: OrgDep, session: SessionDep) -> JSON:
-    return JSON(batch_object(batches.get_batch(session, org.id, batch_id)))
+async def retrieve_batch(batch_id: str, org: OrgDep, state: StateDep) -> JSON:
+    return JSON(batch_object(await state.read(batches.get_batch, org.id, batch_id)))
 
 
 @router.post("/{batch_id}/cancel")

@@ -102,8 +102,8 @@ def list_files(
 
 
 @router.get("/{file_id}")
-def retrieve_file(file_id: str, org: OrgDep, session: SessionDep) -> JSON:
-    return JSON(file_object(files.get_file(session, org.id, file_id)))
+async def retrieve_file(file_id: str, org: OrgDep, state: StateDep) -> JSON:
+    return JSON(file_object(await state.read(files.get_file, org.id, file_id)))
 
 
 @router.delete("/{file_id}")
