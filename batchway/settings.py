@@ -82,7 +82,7 @@ class Settings(BaseSettings):
 
     @property
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{(self.data_dir / 'batchway.storage.db').resolve()}"
+        return self.database_url or f"sqlite:///{(self.data_dir / 'batchway.db').resolve()}"
 
     @property
     def resolved_blob_url(self) -> str:
