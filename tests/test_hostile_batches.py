@@ -15,7 +15,7 @@ import orjson
 import pytest
 from openai.types import Batch
 from sqlmodel import Session, select
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
 from batchway.schedules import sweeper_schedule_id
 from batchway.storage.models import BatchRecord, RequestLog
@@ -186,6 +186,9 @@ async def test_a_cancel_requested_in_temporal_behaves_like_the_cancel_signal(
     assert batch.status == "cancelled" and batch.cancelling_at and batch.cancelled_at
     assert list(upstream.stats()["cancels"]) != []  # the upstream batch was cancelled too
     await every_line_once(client, batch, {line["custom_id"] for line in lines})
+    # The run itself ends a moment after the batch (its follow-up steps run after finalize).
+    with pytest.raises(WorkflowFailureError):
+        await asyncio.wait_for(handle.result(), timeout=30)
     assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
 
 

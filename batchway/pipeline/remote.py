@@ -28,6 +28,7 @@ from batchway.upstreams.base import PermanentUpstreamError, RemoteUpstream, Subm
 from batchway.upstreams.result_line import (
     BATCH_CANCELLED,
     BATCH_EXPIRED,
+    BATCH_FAILED,
     UPSTREAM_RESULT_UNREADABLE,
     ResultLine,
     UnreadableResult,
@@ -199,7 +200,7 @@ async def collect(deps: Deps, batch_id: str, outcome: Outcome) -> CollectResult:
     index = await deps.blocking(input_index, deps, batch)
     already = await deps.blocking(stored_custom_ids, deps.engine, batch_id)
     sink = await deps.blocking(sink_for, deps, batch)
-    collector = _Collector(index, already, expired=outcome == "expired")
+    collector = _Collector(index, already, outcome)
     try:
         async for item in (await _remote(deps, batch)).results(ref, index):
             for line in collector.take(item):
@@ -223,10 +224,12 @@ async def collect(deps: Deps, batch_id: str, outcome: Outcome) -> CollectResult:
 class _Collector:
     """Decides which upstream results are kept: only our custom_ids, each once, readable ones first."""
 
-    def __init__(self, index: InputIndex, already: set[str], *, expired: bool) -> None:
+    def __init__(self, index: InputIndex, already: set[str], outcome: Outcome) -> None:
         self.index = index
         self.seen = set(already)
-        self.expired = expired
+        # Lines the upstream cancelled because batchway asked it to (at the deadline, or for a batch whose
+        # workflow was terminated) are, to the client, lines of an expired or failed batch.
+        self.cancelled_code = {"expired": BATCH_EXPIRED, "failed": BATCH_FAILED}.get(outcome)
         self.unattributed = 0
         self._unreadable: dict[str, str] = {}  # custom_id -> why its only lines so far were unreadable
 
@@ -241,9 +244,8 @@ class _Collector:
             return []  # not one of ours, or a duplicate: never count a line twice
         self.seen.add(item.custom_id)
         self._unreadable.pop(item.custom_id, None)
-        if self.expired and item.error is not None and item.error.code == BATCH_CANCELLED:
-            # batchway cancelled it at the deadline: to the client these lines expired
-            return [ResultLine.unexecuted(item.custom_id, BATCH_EXPIRED)]
+        if self.cancelled_code and item.error is not None and item.error.code == BATCH_CANCELLED:
+            return [ResultLine.unexecuted(item.custom_id, self.cancelled_code)]
         return [item]
 
     def leftovers(self) -> list[ResultLine]:
