@@ -149,6 +149,10 @@ class FinalizeResult(BaseModel):
     status: str
     completed: int
     failed: int
+    # Whether the follow-up steps have anything to do (an org webhook; feedback scores). True by default
+    # so a run started by an older worker, whose result lacks them, still runs both.
+    notify: bool = True
+    score: bool = True
 
 
 class Progress(BaseModel):

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         CollectInput,
         CollectResult,
         FinalizeInput,
+        FinalizeResult,
         Outcome,
         PollResult,
         Progress,
@@ -123,9 +124,9 @@ class BatchWorkflow:
             await self._execute_phase()
         if state.phase == "collect":
             await self._collect_phase()
-        status = await self._finalize()
-        await self._after_end(ref, status)
-        return status
+        ended = await self._finalize()
+        await self._after_end(ref, ended)
+        return ended.status
 
     async def _submit_phase(self, ref: BatchRef) -> None:
         """Submit upstream, unless a cancel arrives first (it interrupts a submit stuck in retries)."""
@@ -270,7 +271,7 @@ class BatchWorkflow:
                 state.outcome = "failed"
         state.phase = "finalize"
 
-    async def _finalize(self) -> str:
+    async def _finalize(self) -> FinalizeResult:
         state = self.state
         state.phase = "finalize"
         outcome = state.outcome or "failed"
@@ -283,11 +284,11 @@ class BatchWorkflow:
             **FINALIZE,
         )
         self._show(result.status, f"{result.completed} completed, {result.failed} failed")
-        return result.status
+        return result
 
-    async def _after_end(self, ref: BatchRef, status: str) -> None:
-        """The batch has ended for its client; now tell the org (webhook) and score its lines (feedback).
-        Neither can change how the batch ended."""
+    async def _after_end(self, ref: BatchRef, ended: FinalizeResult) -> None:
+        """The batch has ended for its client; now tell the org (webhook) and score its lines (feedback),
+        where finalize found there is anything to do. Neither can change how the batch ended."""
         if self.state.style == "remote":
             try:  # what batchway made upstream (its copy of the input, the result files) is not kept
                 await workflow.execute_activity_method(
@@ -295,13 +296,14 @@ class BatchWorkflow:
                 )
             except ActivityError as err:
                 workflow.logger.info("upstream copies of %s not deleted: %s", ref.batch_id, err)
-        try:
-            await workflow.execute_activity_method(
-                NotifyActivities.notify_batch, ref, summary="webhook", **NOTIFY
-            )
-        except ActivityError as err:
-            workflow.logger.warning("webhook for %s not delivered: %s", ref.batch_id, err)
-        if status == "completed":
+        if ended.notify:
+            try:
+                await workflow.execute_activity_method(
+                    NotifyActivities.notify_batch, ref, summary="webhook", **NOTIFY
+                )
+            except ActivityError as err:
+                workflow.logger.warning("webhook for %s not delivered: %s", ref.batch_id, err)
+        if ended.status == "completed" and ended.score:
             try:
                 scores = await workflow.execute_activity_method(
                     RowActivities.score_batch, ref, summary="feedback scores", **SCORE
@@ -310,7 +312,7 @@ class BatchWorkflow:
                 workflow.logger.warning("scoring %s failed: %s", ref.batch_id, err)
             else:
                 if scores.scored:
-                    self._show(status, f"{scores.scored} lines scored, {scores.judged} by the judge")
+                    self._show(ended.status, f"{scores.scored} lines scored, {scores.judged} by the judge")
 
     # -- helpers -----------------------------------------------------------------------------------------
 

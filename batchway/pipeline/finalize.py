@@ -23,7 +23,7 @@ from batchway.results.output_files import write_result_files
 from batchway.results.sink import FLUSH_LINES, ResultSink
 from batchway.results.stored import stored_custom_ids
 from batchway.results.totals import line_totals
-from batchway.storage.models import BatchRecord, RequestLog, ResultChunk
+from batchway.storage.models import BatchRecord, Org, RequestLog, ResultChunk, WebhookEndpoint
 from batchway.upstreams.result_line import (
     BATCH_CANCELLED,
     BATCH_EXPIRED,
@@ -32,6 +32,8 @@ from batchway.upstreams.result_line import (
     UPSTREAM_RESULT_UNREADABLE,
     ResultLine,
 )
+from batchway.usage import plan_of
+from batchway.webhooks.events import event_type_for
 
 Heartbeat = Callable[[], None]
 
@@ -50,7 +52,7 @@ def unexecuted_code(outcome: Outcome, unreadable: int) -> str:
 def finalize(deps: Deps, request: FinalizeInput, heartbeat: Heartbeat) -> FinalizeResult:
     batch = lifecycle.load(deps.engine, request.batch_id)
     if lifecycle.is_terminal(batch.status):
-        return _result(batch)
+        return _result(deps, batch)
     outcome = request.outcome
     if request.error_code:
         problem = LineProblem(code=request.error_code, message=request.error_message or request.error_code)
@@ -86,7 +88,7 @@ def finalize(deps: Deps, request: FinalizeInput, heartbeat: Heartbeat) -> Finali
     remove_unused_chunks(deps, batch.id)
     with Session(deps.engine) as session:
         files.purge_if_deleted(session, deps.blobs, batch.input_file_id)
-    return _result(lifecycle.load(deps.engine, batch.id))
+    return _result(deps, lifecycle.load(deps.engine, batch.id))
 
 
 def fill_unexecuted(deps: Deps, batch: BatchRecord, code: str, heartbeat: Heartbeat) -> int:
@@ -121,5 +123,17 @@ def remove_unused_chunks(deps: Deps, batch_id: str) -> None:
             session.commit()
 
 
-def _result(batch: BatchRecord) -> FinalizeResult:
-    return FinalizeResult(status=batch.status, completed=batch.completed, failed=batch.failed)
+def _result(deps: Deps, batch: BatchRecord) -> FinalizeResult:
+    """The final counts, and which follow-up steps have work: the workflow skips the others, which
+    saves a worker round trip each for the many batches of orgs with no webhook and no feedback."""
+    with Session(deps.engine) as session:
+        org = session.get(Org, batch.org_id)
+        plan = plan_of(session, org) if org else None
+        has_webhook = session.get(WebhookEndpoint, batch.org_id) is not None
+    return FinalizeResult(
+        status=batch.status,
+        completed=batch.completed,
+        failed=batch.failed,
+        notify=has_webhook and event_type_for(batch.status) is not None,
+        score=batch.status == lifecycle.Status.COMPLETED and plan is not None and plan.feedback,
+    )
