@@ -155,7 +155,7 @@ async def test_a_configured_fanout_limit_holds_across_two_workers(cluster: Clust
     ]
     started = time.monotonic()
     for created in batches:
-        assert (await wait_for(client, created.id, timeout=240)).request_counts.completed == 75
+        assert (await wait_for(client, created.id, timeout=240)).request_counts.completed == 100
     stats = httpx.get(sim.removesuffix("/v1") + "/_simulator/chat/stats", params={"window": 60}).json()
     print(
         f"\n200 lines at rpm 120 over two workers: {time.monotonic() - started:.0f} s, "
