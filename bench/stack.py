@@ -77,6 +77,8 @@ class Stack:
     temporal_address: str
     task_queue: str
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    simulator_url: str = ""  # http://127.0.0.1:{port}, for its `/_simulator/...` hooks
+    database_url: str = ""  # what the worker and the API use
 
     def client(self, **kwargs: object) -> openai.OpenAI:
         return openai.OpenAI(base_url=self.api_url, api_key=self.api_key, max_retries=0, **kwargs)
@@ -156,10 +158,17 @@ def running_stack(
     root: Path,
     *,
     lines_per_second: float = 200.0,
-    poll_min_seconds: float = 0.5,
-    poll_max_seconds: float = 2.0,
+    poll_min_seconds: float | None = 0.5,
+    poll_max_seconds: float | None = 2.0,
+    database_url: str | None = None,
 ) -> Iterator[Stack]:
-    """Start Temporal, the simulator, the worker and the API under `root`; stop them all on exit."""
+    """Start Temporal, the simulator, the worker and the API under `root`; stop them all on exit.
+
+    A poll interval of None leaves its `BATCHWAY_POLL_*` variable unset, so the worker polls at the code's
+    own (production) default. `database_url` None is a SQLite file in the data dir. Either way the URL is
+    passed to the children explicitly, so they and the tenant set up here agree on the database even when
+    the code under test names its default file differently (an older checkout).
+    """
     root.mkdir(parents=True, exist_ok=True)
     (root / "logs").mkdir(exist_ok=True)
     data_dir = root / "data"
@@ -173,6 +182,8 @@ def running_stack(
         api_key="",
         temporal_address=f"127.0.0.1:{temporal_port}",
         task_queue=f"bench-{uuid.uuid4().hex[:8]}",
+        simulator_url=f"http://127.0.0.1:{sim_port}",
+        database_url=database_url or f"sqlite:///{data_dir / 'batchway.db'}",
     )
     # Only our settings reach the children: no inherited BATCHWAY_* and no stray .env (cwd is root).
     env = {k: v for k, v in os.environ.items() if not k.startswith("BATCHWAY_")}
@@ -181,10 +192,13 @@ def running_stack(
         BATCHWAY_TEMPORAL_ADDRESS=stack.temporal_address,
         BATCHWAY_TASK_QUEUE=stack.task_queue,
         BATCHWAY_API_PORT=str(api_port),
-        BATCHWAY_POLL_INTERVAL_MIN_SECONDS=str(poll_min_seconds),
-        BATCHWAY_POLL_INTERVAL_MAX_SECONDS=str(poll_max_seconds),
+        BATCHWAY_DATABASE_URL=stack.database_url,
         PYTHONUNBUFFERED="1",
     )
+    if poll_min_seconds is not None:
+        env["BATCHWAY_POLL_INTERVAL_MIN_SECONDS"] = str(poll_min_seconds)
+    if poll_max_seconds is not None:
+        env["BATCHWAY_POLL_INTERVAL_MAX_SECONDS"] = str(poll_max_seconds)
 
     def spawn(name: str, *args: str) -> subprocess.Popen[bytes]:
         with open(stack.log(name), "wb") as log:
@@ -213,7 +227,7 @@ def running_stack(
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
             data_dir=data_dir,
-            database_url=f"sqlite:///{data_dir / 'batchway.storage.db'}",
+            database_url=stack.database_url,
         )
         stack.api_key = ensure_dev_tenant(settings, upstream_url, SIMULATOR_KEY)
 
