@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.auth import KeyCache
+from api.dashboard import install_dashboard
 from api.edge import EdgeMiddleware
 from api.errors import install_error_handlers
 from api.routes import batches, files, health, requests, usage
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for module in (files, batches, requests, usage, health):
         app.include_router(module.router)
+    install_dashboard(app)
     return app
 
 

@@ -120,6 +120,7 @@ async def run_dev(
         print(
             "\nbatchway dev is running\n"
             f"  API          http://{settings.api_host}:{settings.api_port}/v1\n"
+            f"  Dashboard    http://{settings.api_host}:{settings.api_port}/dashboard (sign in: API key)\n"
             f"  Temporal UI  http://127.0.0.1:{ui_port}\n"
             f"  API key      {api_key}\n"
             f"  upstream     {upstream_label}\n"

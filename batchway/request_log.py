@@ -29,7 +29,7 @@ class RequestFilters:
     source: str | None = None  # "batch" or "judge"
 
 
-def _status_filter(status: str) -> Any:
+def status_filter(status: str) -> Any:
     if status == "ok":
         return RequestLog.ok.is_(True)
     if status == "error":
@@ -53,7 +53,7 @@ def list_requests(
         if value is not None:
             query = query.where(column == value)
     if filters.status is not None:
-        query = query.where(_status_filter(filters.status))
+        query = query.where(status_filter(filters.status))
     if after is not None:
         anchor = _find(session, org_id, after)
         if anchor is None:

@@ -20,6 +20,9 @@ class Settings(BaseSettings):
 
     # Master key(s) that encrypt upstream keys and webhook secrets at rest (batchway.secret_box).
     secret_key: SecretStr | None = None
+    # Signs the dashboard's session cookies (comma separated: the first signs, every one verifies). Unset:
+    # a key file in the data dir (session.key, 0600), created on first use.
+    session_secret: SecretStr | None = None
 
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
