@@ -11,18 +11,17 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any, BinaryIO, Literal
 
 import httpx
 import openai
 import orjson
 
-from batchway import metrics
 from batchway.batch_input import InputIndex
 from batchway.jsonl import LineTooLong, iter_lines, read_chunks
+from batchway.upstreams import sdk_errors
 from batchway.upstreams.base import (
     BATCHWAY_TAG,
     PermanentUpstreamError,
@@ -33,8 +32,8 @@ from batchway.upstreams.base import (
     UpstreamError,
 )
 from batchway.upstreams.result_line import ResultLine, UnreadableResult
+from batchway.upstreams.sdk_errors import retry_after, worth_retrying
 
-RETRYABLE_STATUS = frozenset({408, 409, 429})
 KNOWN_STATES: frozenset[str] = frozenset(RemoteState.__args__)  # type: ignore[attr-defined]
 LIST_PAGE = 100
 # Upstream clocks drift: batches created this long before our first attempt are still searched.
@@ -43,25 +42,13 @@ MAX_RESULT_LINE_BYTES = 64 * 1024 * 1024
 DOWNLOAD_CHUNK = 64 * 1024
 
 
-def retry_after(response: httpx.Response | Any) -> float | None:
-    headers = getattr(response, "headers", None) or {}
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value:
-            try:
-                return max(0.0, float(value) * scale)
-            except ValueError:
-                return None
-    return None
-
-
 def classify(exc: Exception) -> UpstreamError:
     """Map an SDK exception onto the upstream error tree."""
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         message = f"upstream answered {status}: {exc.message}"
         code = exc.code or exc.type
-        if status in RETRYABLE_STATUS or status >= 500:
+        if worth_retrying(status):
             return RetryableUpstreamError(
                 message, status_code=status, code=code, retry_after=retry_after(exc.response)
             )
@@ -71,20 +58,8 @@ def classify(exc: Exception) -> UpstreamError:
     return RetryableUpstreamError(f"unexpected upstream answer: {exc!r}")
 
 
-@asynccontextmanager
-async def mapped_errors() -> AsyncIterator[None]:
-    started = time.monotonic()
-    try:
-        yield
-    except UpstreamError:
-        raise
-    except (openai.OpenAIError, httpx.HTTPError, ValueError) as exc:
-        error = classify(exc)
-        if error.status_code == 429:
-            metrics.UPSTREAM_RATE_LIMITED.labels("openai").inc()
-        raise error from exc
-    finally:
-        metrics.UPSTREAM_SECONDS.labels("openai", "api").observe(time.monotonic() - started)
+def mapped_errors() -> AbstractAsyncContextManager[None]:
+    return sdk_errors.mapped_errors("openai", openai.OpenAIError, classify)
 
 
 def _status(batch: Any) -> RemoteStatus:

@@ -18,7 +18,7 @@ import asyncio
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, BinaryIO, Literal
 
@@ -27,9 +27,9 @@ import httpx
 import orjson
 from anthropic.types.messages import MessageBatch
 
-from batchway import metrics
 from batchway.batch_input import InputIndex
 from batchway.jsonl import LineTooLong, iter_lines, read_chunks
+from batchway.upstreams import sdk_errors
 from batchway.upstreams.anthropic.parts import AnthropicOptions, Part, PartBody
 from batchway.upstreams.anthropic.translate import client_custom_id, result_line_from_anthropic
 from batchway.upstreams.base import (
@@ -40,8 +40,8 @@ from batchway.upstreams.base import (
     UpstreamError,
 )
 from batchway.upstreams.result_line import ResultLine, UnreadableResult
+from batchway.upstreams.sdk_errors import retry_after, worth_retrying
 
-RETRYABLE_STATUS = frozenset({408, 409, 429})
 CLOCK_SLACK_SECONDS = 600
 DOWNLOAD_CHUNK = 64 * 1024
 MAX_RESULT_LINE_BYTES = 64 * 1024 * 1024
@@ -54,30 +54,18 @@ def classify(exc: Exception) -> UpstreamError:
         body = exc.body if isinstance(exc.body, dict) else {}
         inner = body.get("error") if isinstance(body.get("error"), dict) else body
         code = inner.get("type") if isinstance(inner.get("type"), str) else None
-        if status in RETRYABLE_STATUS or status >= 500:
-            retry_after = exc.response.headers.get("retry-after")
-            delay = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
-            return RetryableUpstreamError(message, status_code=status, code=code, retry_after=delay)
+        if worth_retrying(status):
+            return RetryableUpstreamError(
+                message, status_code=status, code=code, retry_after=retry_after(exc.response)
+            )
         return PermanentUpstreamError(message, status_code=status, code=code)
     if isinstance(exc, anthropic.APIConnectionError | httpx.TransportError):
         return RetryableUpstreamError(f"upstream unreachable: {exc}")
     return RetryableUpstreamError(f"unexpected upstream answer: {exc!r}")
 
 
-@asynccontextmanager
-async def mapped_errors() -> AsyncIterator[None]:
-    started = time.monotonic()
-    try:
-        yield
-    except UpstreamError:
-        raise
-    except (anthropic.AnthropicError, httpx.HTTPError, ValueError) as exc:
-        error = classify(exc)
-        if error.status_code == 429:
-            metrics.UPSTREAM_RATE_LIMITED.labels("anthropic").inc()
-        raise error from exc
-    finally:
-        metrics.UPSTREAM_SECONDS.labels("anthropic", "api").observe(time.monotonic() - started)
+def mapped_errors() -> AbstractAsyncContextManager[None]:
+    return sdk_errors.mapped_errors("anthropic", anthropic.AnthropicError, classify)
 
 
 def _unix(moment: datetime | None) -> int | None:
