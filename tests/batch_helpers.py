@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -64,3 +66,14 @@ async def wait_for(
 
 async def content(client: openai.AsyncOpenAI, file_id: str) -> dict[str, dict[str, Any]]:
     return parse_jsonl((await client.files.content(file_id)).content)
+
+
+REPLAY_DIR = Path(__file__).parent / "replay" / "histories"
+
+
+async def record_history(temporal_env: Any, batch_id: str, name: str) -> None:
+    """With BATCHWAY_RECORD_HISTORIES=1, refresh tests/replay/histories after a deliberate change."""
+    if os.environ.get("BATCHWAY_RECORD_HISTORIES"):
+        handle = temporal_env.client.get_workflow_handle(batch_id)
+        await handle.result()  # the workflow closes after the row ends (webhook, scoring, cleanup)
+        (REPLAY_DIR / f"{name}.json").write_text((await handle.fetch_history()).to_json())

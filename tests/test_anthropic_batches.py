@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from tests.batch_helpers import chat_line, submit, upload, wait_for
+from tests.batch_helpers import chat_line, record_history, submit, upload, wait_for
 from tests.conftest import Stack
 from tests.test_hostile_batches import error_code, every_line_once
 
@@ -42,7 +42,7 @@ def anthropic_batches(root: str) -> list[dict[str, Any]]:
     return httpx.get(f"{root}/_simulator/anthropic/batches").json()["data"]
 
 
-async def test_a_batch_runs_on_anthropic_and_comes_back_as_openai_lines(anthropic_org) -> None:
+async def test_a_batch_runs_on_anthropic_and_comes_back_as_openai_lines(anthropic_org, temporal_env) -> None:
     root, client = anthropic_org()
     lines = [
         chat_line("plain", "hello there", model="claude-x"),
@@ -75,6 +75,7 @@ async def test_a_batch_runs_on_anthropic_and_comes_back_as_openai_lines(anthropi
         if r["response"]["status_code"] == 200
     )
     assert batch.usage.total_tokens == ok_tokens
+    await record_history(temporal_env, batch.id, "anthropic_translated")
 
 
 async def test_tool_calls_translate_both_ways(anthropic_org) -> None:

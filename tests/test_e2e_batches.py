@@ -4,7 +4,6 @@ simulated OpenAI Batch upstream (real HTTP) and back."""
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from pathlib import Path
 
@@ -19,19 +18,11 @@ from batchway.contracts import SA_ORG, SA_PROVIDER, SA_STATUS
 from batchway.servers import free_port
 from batchway.storage.db import make_engine
 from batchway.storage.models import BatchRecord, FileRecord, RequestLog
-from tests.batch_helpers import chat_line, content, submit, upload, wait_for
+from tests.batch_helpers import chat_line, content, record_history, submit, upload, wait_for
 from tests.conftest import S3_BUCKET
 from worker import running_worker
 
 pytestmark = pytest.mark.usefixtures("worker")
-REPLAY_DIR = Path(__file__).parent / "replay" / "histories"
-
-
-async def record_history(temporal_env, batch_id: str, name: str) -> None:
-    """With BATCHWAY_RECORD_HISTORIES=1, refresh tests/replay/histories after a deliberate change."""
-    if os.environ.get("BATCHWAY_RECORD_HISTORIES"):
-        history = await temporal_env.client.get_workflow_handle(batch_id).fetch_history()
-        (REPLAY_DIR / f"{name}.json").write_text(history.to_json())
 
 
 def request_logs(settings, batch_id: str) -> list[RequestLog]:
@@ -95,6 +86,8 @@ async def test_happy_path_with_partial_failures(
 
     # Operators find it in Temporal by org, provider and status; no prompt text in history.
     handle = temporal_env.client.get_workflow_handle(batch.id)
+    # The row ends first; the workflow closes once the follow-ups (cleanup, webhook, scoring) are done.
+    assert await asyncio.wait_for(handle.result(), timeout=30) == "completed"
     description = await handle.describe()
     assert description.status == WorkflowExecutionStatus.COMPLETED
     attrs = description.typed_search_attributes

@@ -17,7 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from batchway.contracts import PROGRESS_QUERY
 from batchway.settings import Settings
-from tests.batch_helpers import chat_line, submit, upload, wait_for
+from tests.batch_helpers import chat_line, record_history, submit, upload, wait_for
 from tests.conftest import SIMULATOR_KEY, create_org
 from tests.test_hostile_batches import error_code, every_line_once
 from worker import running_worker
@@ -66,7 +66,7 @@ def lines_of(prefix: str, n: int, **extra: Any) -> list[dict[str, Any]]:
     return [chat_line(f"{prefix}-{i}", f"{prefix} line {i}", **extra) for i in range(n)]
 
 
-async def test_a_rate_limited_upstream_runs_every_line_once(fanout) -> None:
+async def test_a_rate_limited_upstream_runs_every_line_once(fanout, temporal_env) -> None:
     sim, client = fanout(chat_rpm=120, chat_latency_seconds=0.05)  # 2/s after a full bucket of 120
     lines = lines_of("r", 140)
     batch = await wait_for(client, (await submit(client, lines)).id, timeout=120)
@@ -78,6 +78,7 @@ async def test_a_rate_limited_upstream_runs_every_line_once(fanout) -> None:
     assert stats["bodies"]["distinct"] == 140 and stats["bodies"]["ok_repeats"] == 0
     print(f"\n429s: {stats['rate_limited']['requests']} of {stats['calls']['total']} calls")
     assert stats["rate_limited"]["requests"] <= 0.25 * stats["calls"]["total"]  # paced, not hammering
+    await record_history(temporal_env, batch.id, "fanout_rate_limited")
 
 
 async def test_identical_lines_are_each_executed(fanout) -> None:
