@@ -20,6 +20,11 @@ from batchway.temporal_client import connect
 
 T = TypeVar("T")
 
+# Hot reads share this many thread-pool threads (and pooled connections, fewer than the pool holds):
+# more would only contend for the GIL and push the connection pool into overflow connections, which
+# are opened and closed per request.
+READ_CONCURRENCY = 8
+
 
 @dataclass
 class AppState:
@@ -29,6 +34,7 @@ class AppState:
     keys: KeyCache
     _client: Client | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _reads: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(READ_CONCURRENCY))
 
     async def read(self, query: Callable[..., T], *args: Any) -> T:
         """Run `query(session, *args)` in one short session, in one thread-pool hop (the hot read paths
@@ -38,7 +44,8 @@ class AppState:
             with Session(self.engine, expire_on_commit=False) as session:
                 return query(session, *args)
 
-        return await run_in_threadpool(run)
+        async with self._reads:
+            return await run_in_threadpool(run)
 
     async def temporal(self) -> Client:
         """Connect on first use, so reads keep working while Temporal is down."""
