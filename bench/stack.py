@@ -3,7 +3,8 @@
 Temporal dev server, simulated OpenAI upstream, `batchway worker` and `batchway api`, each its own OS
 process (the API a single uvicorn worker), all under one temporary directory. `running_stack()` stops
 every one of them on exit, also on Ctrl-C, SIGTERM and errors. `RssSampler` records the peak RSS of
-processes (children included) from a thread.
+processes (children included) from a thread. `throwaway_database()` creates a PostgreSQL database for one
+run and drops it afterwards.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import platform
+import re
 import signal
 import socket
 import subprocess
@@ -22,6 +24,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import openai
 import psutil
@@ -132,13 +135,14 @@ def _wait_listening(proc: subprocess.Popen[bytes], name: str, port: int, log: Pa
     raise TimeoutError(f"{name} did not listen on port {port} within {timeout}s:\n{_log_tail(log)}")
 
 
-async def _wait_for_pollers(address: str, task_queue: str, worker: subprocess.Popen[bytes]) -> None:
-    """The worker has no port: wait until it polls both the workflow and the activity task queue."""
+async def _wait_for_pollers(address: str, task_queue: str, workers: list[subprocess.Popen[bytes]]) -> None:
+    """Workers have no port: wait until each polls both the workflow and the activity task queue."""
     client = await Client.connect(address)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise RuntimeError(f"worker exited with code {worker.returncode}")
+        for worker in workers:
+            if worker.poll() is not None:
+                raise RuntimeError(f"worker exited with code {worker.returncode}")
         seen = []
         for kind in (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY):
             response = await client.workflow_service.describe_task_queue(
@@ -146,11 +150,15 @@ async def _wait_for_pollers(address: str, task_queue: str, worker: subprocess.Po
                     namespace="default", task_queue=TaskQueue(name=task_queue), task_queue_type=kind
                 )
             )
-            seen.append(bool(response.pollers))
+            seen.append(len({poller.identity for poller in response.pollers}) >= len(workers))
         if all(seen):
             return
         await asyncio.sleep(0.2)
-    raise TimeoutError("the worker never polled its task queue")
+    raise TimeoutError("the workers never polled their task queue")
+
+
+def worker_names(workers: int) -> list[str]:
+    return ["worker", *(f"worker-{n}" for n in range(2, workers + 1))]
 
 
 @contextlib.contextmanager
@@ -161,13 +169,16 @@ def running_stack(
     poll_min_seconds: float | None = 0.5,
     poll_max_seconds: float | None = 2.0,
     database_url: str | None = None,
+    settings_env: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> Iterator[Stack]:
     """Start Temporal, the simulator, the worker and the API under `root`; stop them all on exit.
 
     A poll interval of None leaves its `BATCHWAY_POLL_*` variable unset, so the worker polls at the code's
     own (production) default. `database_url` None is a SQLite file in the data dir. Either way the URL is
     passed to the children explicitly, so they and the tenant set up here agree on the database even when
-    the code under test names its default file differently (an older checkout).
+    the code under test names its default file differently (an older checkout). `settings_env` adds
+    `BATCHWAY_*` variables for every process. `workers` worker processes are named worker, worker-2, ...
     """
     root.mkdir(parents=True, exist_ok=True)
     (root / "logs").mkdir(exist_ok=True)
@@ -199,6 +210,7 @@ def running_stack(
         env["BATCHWAY_POLL_INTERVAL_MIN_SECONDS"] = str(poll_min_seconds)
     if poll_max_seconds is not None:
         env["BATCHWAY_POLL_INTERVAL_MAX_SECONDS"] = str(poll_max_seconds)
+    env.update(settings_env or {})  # e.g. a worker setting under comparison
 
     def spawn(name: str, *args: str) -> subprocess.Popen[bytes]:
         with open(stack.log(name), "wb") as log:
@@ -243,17 +255,40 @@ def running_stack(
             "--lines-per-second",
             str(lines_per_second),
         )
-        worker = spawn("worker", "worker")
+        worker_procs = [spawn(name, "worker") for name in worker_names(workers)]
         api = spawn("api", "api", "--port", str(api_port))
         _wait_listening(sim, "simulator", sim_port, stack.log("simulator"), 30)
         _wait_listening(api, "api", api_port, stack.log("api"), 30)
-        asyncio.run(_wait_for_pollers(stack.temporal_address, stack.task_queue, worker))
+        asyncio.run(_wait_for_pollers(stack.temporal_address, stack.task_queue, worker_procs))
         yield stack
     finally:
         # API first (no new work), then the worker, the upstream and Temporal last.
-        for name in ("api", "worker", "simulator", "temporal"):
+        for name in ("api", *worker_names(workers), "simulator", "temporal"):
             if name in stack.processes:
                 _stop(stack.processes[name], own_group=name != "temporal")
+
+
+@contextlib.contextmanager
+def throwaway_database(url: str) -> Iterator[str]:
+    """Create the PostgreSQL database named in `url` and drop it afterwards; refuses an existing one, so
+    the bench never drops a database it did not create."""
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        raise SystemExit(f"--database-url must name a database ([a-z0-9_]), got {name!r}")
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            raise SystemExit(f"database {name} already exists; name a new one (this bench drops it after)")
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield url
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 class RssSampler:
