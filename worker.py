@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorAutoscaling, PollerBehaviorSimpleMaximum, Worker
 
 from activities.fanout import FanoutActivities
 from activities.notify import NotifyActivities
@@ -47,6 +47,11 @@ def build_deps(settings: Settings) -> Deps:
 def build_worker(client: Client, settings: Settings, deps: Deps, notify: NotifyActivities) -> Worker:
     rows, remote, fanout = RowActivities(deps), RemoteActivities(deps), FanoutActivities(deps)
     sweeper = SweeperActivities(deps, client)
+    pollers = (
+        PollerBehaviorAutoscaling()
+        if settings.worker_autoscale_pollers
+        else PollerBehaviorSimpleMaximum(maximum=5)  # the SDK's default
+    )
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -71,6 +76,8 @@ def build_worker(client: Client, settings: Settings, deps: Deps, notify: NotifyA
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
         max_cached_workflows=settings.worker_max_cached_workflows,
+        workflow_task_poller_behavior=pollers,
+        activity_task_poller_behavior=pollers,
         # Heartbeat details are a fan-out chunk's record of the lines it sent: send them within ~2 s
         # (Temporal's default would wait 0.8 x the heartbeat timeout), so a crash loses little of it.
         default_heartbeat_throttle_interval=timedelta(seconds=1),

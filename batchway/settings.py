@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     worker_max_concurrent_activities: int = 200
     worker_max_concurrent_workflow_tasks: int = 100
     worker_max_cached_workflows: int = 2000
+    # Let the SDK scale its task pollers on the server's backlog hints (up to 100 each) instead of five
+    # fixed ones, of which only one serves new batches' first workflow task.
+    worker_autoscale_pollers: bool = False
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000

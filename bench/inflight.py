@@ -39,17 +39,25 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import openai
 import orjson
 import psutil
-from stack import BIN, MIB, RssSampler, Stack, machine, raise_on_sigterm, running_stack
+from stack import (
+    BIN,
+    MIB,
+    RssSampler,
+    Stack,
+    machine,
+    raise_on_sigterm,
+    running_stack,
+    throwaway_database,
+    worker_names,
+)
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
@@ -120,29 +128,6 @@ def batch_input(lines: int) -> bytes:
         + b"\n"
         for i in range(lines)
     )
-
-
-@contextlib.contextmanager
-def throwaway_database(url: str) -> Iterator[str]:
-    """Create the PostgreSQL database named in `url` and drop it afterwards; refuses an existing one, so
-    the bench never drops a database it did not create."""
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
-        raise SystemExit(f"--database-url must name a database ([a-z0-9_]), got {name!r}")
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            raise SystemExit(f"database {name} already exists; name a new one (this bench drops it after)")
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield url
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def code_under_test(stack: Stack) -> str:
@@ -439,19 +424,27 @@ def run(args: argparse.Namespace, work: Path) -> tuple[dict[str, Any], bool]:
             poll_min_seconds=None,  # production polling: the point of this bench
             poll_max_seconds=None,
             database_url=database_url,
+            settings_env=dict(item.split("=", 1) for item in args.env),
+            workers=args.workers,
         ) as stack,
     ):
         print(f"imports: {code_under_test(stack)}", flush=True)
         print(f"poll intervals: {poll_settings(stack)}", flush=True)
-        procs = {name: psutil.Process(stack.pid(name)) for name in CPU_PROCESSES}
+        workers = worker_names(args.workers)
+        others = [name for name in CPU_PROCESSES if name != "worker"]
+        procs = {name: psutil.Process(stack.pid(name)) for name in [*workers, *others]}
         me = psutil.Process()
 
-        idle_before = tree_cpu(procs["worker"])
+        def workers_cpu() -> float:
+            return sum(tree_cpu(procs[name]) for name in workers)
+
+        idle_before = workers_cpu()
         time.sleep(args.idle_seconds)
-        idle_cores = (tree_cpu(procs["worker"]) - idle_before) / args.idle_seconds
+        idle_cores = (workers_cpu() - idle_before) / args.idle_seconds
 
         print(f"creating {args.batches} batches of {args.lines} lines ...", flush=True)
-        with RssSampler({"api": stack.pid("api"), "worker": stack.pid("worker")}, interval=0.2) as rss:
+        sampled = ["api", *workers]
+        with RssSampler({name: stack.pid(name) for name in sampled}, interval=0.2) as rss:
             cpu_before = {name: tree_cpu(p) for name, p in procs.items()}
             bench_before, busy_before = own_cpu(me), machine_busy_seconds()
             started = time.perf_counter()
@@ -480,8 +473,10 @@ def run(args: argparse.Namespace, work: Path) -> tuple[dict[str, Any], bool]:
             created, watch, create_wall = asyncio.run(load())
             wall = ended["at"] - started
             cpu = {name: ended["cpu"][name] - cpu_before[name] for name in procs}
+            cpu["workers"] = [cpu[name] for name in workers]  # type: ignore[assignment]
+            cpu["worker"] = sum(cpu.pop(name) for name in workers)  # all of them, as one figure
             bench_cpu, busy = ended["bench"] - bench_before, ended["busy"] - busy_before
-        hwm = {name: rss.high_water_mark(name) for name in ("api", "worker")}
+        peaks = {name: max(rss.peak[name], rss.high_water_mark(name) or 0) for name in sampled}
         print(f"all terminal after {wall:.1f} s; reading the simulator and Temporal ...", flush=True)
 
         ids = [c.batch_id for c in sorted(created, key=lambda c: c.created_wall)]
@@ -511,7 +506,9 @@ def run(args: argparse.Namespace, work: Path) -> tuple[dict[str, Any], bool]:
         "bench_cpu_s": bench_cpu,
         "machine_busy": busy / wall / (os.cpu_count() or 1),
         "worker_idle_cores": idle_cores,
-        "rss_peak": {name: max(rss.peak[name], hwm[name] or 0) for name in ("api", "worker")},
+        "workers": args.workers,
+        # the worker figure is the largest single worker's peak
+        "rss_peak": {"api": peaks["api"], "worker": max(peaks[name] for name in workers)},
         "rss_idle": dict(rss.first),
         "list_s": watch.list_s_waiting,
         "list_s_creating": watch.list_s_creating,
@@ -552,6 +549,7 @@ def print_table(f: dict[str, Any]) -> None:
     duplicates = sum(count for per, count in f["upstream_per_batch"].items() if per > 1)
     missing = f["upstream_per_batch"].get(0, 0)
     counter = f["calls_counter"]
+    each_worker = " / ".join(f"{c:.1f}" for c in cpu.get("workers", [cpu["worker"]]))
     rows = [
         (
             "batches x lines (client tasks), database",
@@ -562,7 +560,8 @@ def print_table(f: dict[str, Any]) -> None:
         ("upload p50 / p99 ms", ms(f["upload_s"])),
         ("`batches.create` p50 / p99 ms", ms(f["create_call_s"])),
         ("first create -> last terminal s", f"{f['wall_s']:.1f}"),
-        ("**worker CPU s**", f"**{cpu['worker']:.1f}**"),
+        ("worker processes", str(f.get("workers", 1))),
+        ("**worker CPU s** (each worker)", f"**{cpu['worker']:.1f}** ({each_worker})"),
         ("**worker CPU ms per batch**", f"**{cpu['worker'] / n * 1000:.0f}**"),
         (
             "worker average cores (idle before)",
@@ -642,6 +641,14 @@ def main() -> int:
     )
     parser.add_argument(
         "--database-url", help="postgresql://postgres@127.0.0.1:5432/<new db>: created, then dropped"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="BATCHWAY_X=VALUE",
+        help="a setting for every process of the stack, e.g. a worker setting to compare (repeatable)",
     )
     parser.add_argument(
         "--lines-per-second", type=float, default=10_000, help="simulated upstream speed (default 10000)"
