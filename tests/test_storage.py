@@ -165,3 +165,26 @@ def test_listing_files_never_loads_what_the_scan_learned(store) -> None:
     session.expunge_all()
     rows, _ = files.list_files(session, org.id, purpose="batch", limit=10, order="desc", after=None)
     assert rows and all("scan" not in row.__dict__ for row in rows)  # deferred: never read from the database
+
+
+def test_json_columns_read_fast_and_still_read_what_the_json_module_wrote(tmp_path: Path) -> None:
+    """Reads decode JSON columns with orjson; text only the standard module accepts (NaN) still reads."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'json.db'}")
+    migrate(engine)
+    with Session(engine, expire_on_commit=False) as session:
+        org = tenancy.create_org(session, "json-org")
+        box = SecretBox([Fernet.generate_key().decode()])
+        provider = tenancy.set_provider(
+            session, org, "openai", kind="openai", api_key="k", base_url=None, box=box
+        )
+        input_file = put(session, LocalBlobStore(tmp_path / "blobs"), org, [chat_line("a", "1")])
+        batch = new_batch(session, org, provider, input_file, {"team": "ünïcode"})
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "UPDATE batchrecord SET usage = ? WHERE id = ?", ('{"input_tokens": 3, "ratio": NaN}', batch.id)
+        )
+    with Session(engine) as session:
+        row = batches.get_batch(session, org.id, batch.id)
+        assert row.batch_metadata == {"team": "ünïcode"}
+        assert row.usage["input_tokens"] == 3 and row.usage["ratio"] != row.usage["ratio"]  # NaN
+    engine.dispose()
