@@ -54,7 +54,17 @@ import openai
 import orjson
 import psutil
 from sqlmodel import Session, select
-from stack import BIN, Stack, _stop, _wait_listening, machine, raise_on_sigterm, running_stack
+from stack import (
+    BIN,
+    Stack,
+    _stop,
+    _wait_listening,
+    machine,
+    machine_busy_seconds,
+    raise_on_sigterm,
+    running_stack,
+    tree_cpu,
+)
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
@@ -73,24 +83,6 @@ STACK_PROCESSES = ("worker", "api", "temporal")
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
-
-
-def tree_cpu(proc: psutil.Process) -> float:
-    """User + system CPU seconds of a process and its live children (and of children it reaped)."""
-    total = 0.0
-    with contextlib.suppress(psutil.NoSuchProcess):
-        times = proc.cpu_times()
-        total = times.user + times.system + times.children_user + times.children_system
-        for child in proc.children(recursive=True):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                t = child.cpu_times()
-                total += t.user + t.system
-    return total
-
-
-def machine_busy_seconds() -> float:
-    times = psutil.cpu_times()
-    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
 
 
 class CpuMeter:

@@ -53,9 +53,11 @@ from stack import (
     RssSampler,
     Stack,
     machine,
+    machine_busy_seconds,
     raise_on_sigterm,
     running_stack,
     throwaway_database,
+    tree_cpu,
     worker_names,
 )
 from temporalio.api.enums.v1 import EventType
@@ -85,29 +87,10 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
-def tree_cpu(proc: psutil.Process) -> float:
-    """User + system CPU seconds of a process and its live children (and of children it reaped)."""
-    total = 0.0
-    with contextlib.suppress(psutil.NoSuchProcess):
-        times = proc.cpu_times()
-        total = times.user + times.system + times.children_user + times.children_system
-        for child in proc.children(recursive=True):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                t = child.cpu_times()
-                total += t.user + t.system
-    return total
-
-
 def own_cpu(proc: psutil.Process) -> float:
     """User + system CPU seconds of the process alone (the bench: its children are the stack)."""
     times = proc.cpu_times()
     return times.user + times.system
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds the whole machine spent busy (every process, not only ours)."""
-    times = psutil.cpu_times()
-    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
 
 
 def batch_input(lines: int) -> bytes:

@@ -291,6 +291,25 @@ def throwaway_database(url: str) -> Iterator[str]:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+def tree_cpu(proc: psutil.Process) -> float:
+    """User + system CPU seconds of a process and its live children (and of children it reaped)."""
+    total = 0.0
+    with contextlib.suppress(psutil.NoSuchProcess):
+        times = proc.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        for child in proc.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                t = child.cpu_times()
+                total += t.user + t.system
+    return total
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy (every process, not only ours)."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
 class RssSampler:
     """Samples the RSS of named processes (each with its children) every `interval` seconds."""
 
