@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from batchway import metrics
 from batchway.upstreams.base import RequestLine
+from batchway.upstreams.fanout.http_client import ShardedClient
 from batchway.upstreams.fanout.limiter import LimiterConfig, UpstreamLimiter
 from batchway.upstreams.result_line import UPSTREAM_UNREACHABLE, ResultLine
 
@@ -41,6 +42,12 @@ class FanoutOptions(BaseModel):
     tpm: int | None = Field(default=None, ge=1, description="tokens per minute, never exceeded")
     max_concurrency: int | None = Field(default=None, ge=1, description="calls in flight at most")
     max_attempts: int = Field(default=6, ge=1, le=50, description="tries per line before it fails")
+    # A 429 says "not now", not "this line is bad": the limiter slows everyone down and the line waits
+    # its turn. Only an upstream that refuses a line this often fails it (cancel and the completion
+    # window end the wait sooner).
+    max_rate_limited: int = Field(
+        default=100, ge=1, le=10_000, description="429 answers a line may get before it fails"
+    )
 
 
 @dataclass
@@ -86,10 +93,10 @@ class FanoutUpstream:
             headers["authorization"] = f"Bearer {api_key}"
         # As many connections as calls the limiter may let through: a call waiting for a connection
         # inside the client would make the limiter's picture of the upstream optimistic.
-        self.client = httpx.AsyncClient(
+        self.client = ShardedClient(
             headers=headers,
             timeout=httpx.Timeout(timeout_seconds, connect=10.0),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            max_connections=max_connections,
         )
 
     @staticmethod
@@ -114,9 +121,10 @@ class FanoutUpstream:
         url = self.url_for(request.url)
         estimate = estimated_tokens(request.body, len(payload))
         last: ResultLine | None = None
-        for attempt in range(self.options.max_attempts):
-            if attempt and not await self._backoff(attempt, last, dispatch):
-                return last if last is not None else None
+        attempt = rate_limited = 0  # tries that failed otherwise; 429s
+        while attempt < self.options.max_attempts and rate_limited < self.options.max_rate_limited:
+            if last is not None and not await self._backoff(attempt, last, dispatch):
+                return last
             if dispatch.stop.is_set():
                 return None
             permit = await self.limiter.acquire(estimate)
@@ -133,12 +141,14 @@ class FanoutUpstream:
                 last = ResultLine.unexecuted(
                     request.custom_id, UPSTREAM_TIMEOUT, f"The upstream timed out: {exc}."
                 )
+                attempt += 1
                 continue
             except httpx.HTTPError as exc:
                 permit.done(None, None)
                 last = ResultLine.unexecuted(
                     request.custom_id, UPSTREAM_UNREACHABLE, f"The upstream could not be reached: {exc!r}."
                 )
+                attempt += 1
                 continue
             except BaseException:
                 permit.done(None, None)
@@ -146,6 +156,9 @@ class FanoutUpstream:
             latency_ms = int((time.monotonic() - started) * 1000)
             if response.status_code == 429:
                 metrics.UPSTREAM_RATE_LIMITED.labels("fanout").inc()
+                rate_limited += 1
+            else:
+                attempt += 1
             last = self._result(request, response, latency_ms)
             permit.done(response.status_code, response.headers, used_tokens=last.usage.total_tokens or None)
             if not self._retryable(response.status_code):

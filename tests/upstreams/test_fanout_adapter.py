@@ -1,0 +1,113 @@
+"""The fan-out adapter over real HTTP: 429s wait their turn instead of using up a line's tries, other
+failures are retried a bounded number of times, and its pooled client spreads calls over small pools."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from batchway.upstreams.base import RequestLine
+from batchway.upstreams.fanout.adapter import FanoutOptions, FanoutUpstream
+from batchway.upstreams.fanout.http_client import SHARD_CONNECTIONS, ShardedClient
+from batchway.upstreams.fanout.limiter import UpstreamLimiter
+from tests.servers import serve_in_thread
+
+COMPLETION = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+}
+
+
+class Script:
+    """Answers calls in order from `statuses` (then 200), counting them; `delay` holds every answer."""
+
+    def __init__(self, statuses: list[int], delay: float = 0.0) -> None:
+        self.statuses, self.delay, self.calls, self.in_flight, self.max_in_flight = statuses, delay, 0, 0, 0
+
+    async def answer(self, request: Request) -> JSONResponse:
+        self.calls += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay)
+            status = self.statuses.pop(0) if self.statuses else 200
+        finally:
+            self.in_flight -= 1
+        if status == 200:
+            return JSONResponse(COMPLETION)
+        # A 429 with a tiny retry-after, so the test does not wait the limiter's backoff.
+        return JSONResponse({"error": {"message": "no", "type": "x"}}, status, {"retry-after-ms": "1"})
+
+
+@pytest.fixture
+def upstream() -> Iterator[tuple[Script, str]]:
+    script = Script([])
+    app = Starlette(routes=[Route("/v1/chat/completions", script.answer, methods=["POST"])])
+    with serve_in_thread(app) as url:
+        yield script, url + "/v1"
+
+
+def adapter(url: str, **options: int) -> FanoutUpstream:
+    return FanoutUpstream(
+        base_url=url,
+        api_key="k",
+        options=FanoutOptions(**options),
+        limiter=UpstreamLimiter(None),
+        timeout_seconds=5.0,
+        max_connections=64,
+    )
+
+
+def line(n: int = 1) -> RequestLine:
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    return RequestLine(custom_id=f"c-{n}", line=n, url="/v1/chat/completions", body=body)
+
+
+async def test_429s_do_not_use_up_a_lines_tries(upstream) -> None:
+    script, url = upstream
+    script.statuses = [429] * 10  # more than max_attempts (6) 429s in a row, then an answer
+    fanout = adapter(url)
+    result = await fanout.execute(line())
+    await fanout.aclose()
+    assert result is not None and result.status_code == 200 and script.calls == 11
+
+
+async def test_a_line_refused_too_often_fails_with_the_429(upstream) -> None:
+    script, url = upstream
+    script.statuses = [429] * 10
+    fanout = adapter(url, max_rate_limited=3)
+    result = await fanout.execute(line())
+    await fanout.aclose()
+    assert result is not None and result.status_code == 429 and script.calls == 3
+
+
+async def test_server_errors_are_retried_max_attempts_times(upstream) -> None:
+    script, url = upstream
+    script.statuses = [503] * 10
+    fanout = adapter(url, max_attempts=2)
+    result = await fanout.execute(line())
+    await fanout.aclose()
+    assert result is not None and result.status_code == 503 and script.calls == 2
+
+
+async def test_the_pooled_client_spreads_calls_over_small_pools(upstream) -> None:
+    script, url = upstream
+    script.delay = 0.2
+    client = ShardedClient(headers={}, timeout=httpx.Timeout(5.0), max_connections=40)
+    assert client.shards == 3 and client.max_connections >= 40  # pools of at most SHARD_CONNECTIONS
+    assert 40 / client.shards <= SHARD_CONNECTIONS
+    answers = await asyncio.gather(
+        *(client.post(url + "/chat/completions", content=b"{}") for _ in range(40))
+    )
+    await client.aclose()
+    assert [a.status_code for a in answers] == [200] * 40
+    assert script.max_in_flight == 40  # every call ran at once: no pool made one wait
