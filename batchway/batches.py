@@ -11,7 +11,6 @@ import logging
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import defer
 from sqlmodel import Session
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -194,13 +193,8 @@ def _insert_row(engine: Engine, spec: BatchSpec) -> None:
         insert_batch_row(session, spec)
 
 
-def _not_shown() -> tuple[Any, ...]:
-    """Columns no reader of a batch object needs (each JSON column costs a decode per row read)."""
-    return (defer(BatchRecord.request_headers), defer(BatchRecord.upstream))  # type: ignore[arg-type]
-
-
 def get_batch(session: Session, org_id: str, batch_id: str) -> BatchRecord:
-    row = session.get(BatchRecord, batch_id, options=_not_shown()) if looks_like_id(batch_id) else None
+    row = session.get(BatchRecord, batch_id) if looks_like_id(batch_id) else None
     if row is None or row.org_id != org_id:
         raise not_found("Batch", batch_id)
     return row
@@ -209,9 +203,7 @@ def get_batch(session: Session, org_id: str, batch_id: str) -> BatchRecord:
 def list_batches(
     session: Session, org_id: str, limit: int, after: str | None
 ) -> tuple[list[BatchRecord], bool]:
-    return page(
-        session, BatchRecord, org_id=org_id, after=after, limit=limit, descending=True, options=_not_shown()
-    )
+    return page(session, BatchRecord, org_id=org_id, after=after, limit=limit, descending=True)
 
 
 def mark_cancelling(session: Session, org_id: str, batch_id: str) -> BatchRecord:
