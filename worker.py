@@ -29,6 +29,7 @@ from batchway.storage.blobstore import make_blob_store
 from batchway.storage.db import make_engine, migrate
 from batchway.temporal_client import connect
 from batchway.upstreams.pool import UpstreamPool
+from batchway.upstreams.registry import preload_adapters
 from batchway.worker_health import health_app
 from workflows.batch import BatchWorkflow
 from workflows.recovery import RecoverBatchWorkflow
@@ -41,6 +42,7 @@ def build_deps(settings: Settings) -> Deps:
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
     box = load_box(settings)  # fails fast, before anything starts, when no master key is configured
+    preload_adapters()
     return Deps(engine, make_blob_store(settings.resolved_blob_url), settings, UpstreamPool(settings), box)
 
 

@@ -5,6 +5,7 @@ Adding an upstream is one entry here plus its adapter module; nothing else branc
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Literal
@@ -132,6 +133,18 @@ KINDS: dict[str, ProviderKind] = {
         ),
     )
 }
+
+
+# The SDK-backed adapters are imported on first use, so an API process never loads the openai or anthropic
+# SDK. A worker loads the default kind's when it starts: otherwise the first batch it runs pays about a
+# second of imports in its submit (measured with bench/ingest.py). The anthropic SDK (~40 MiB of RSS)
+# stays lazy, for the workers that never run an Anthropic batch.
+PRELOADED_ADAPTER_MODULES = ("batchway.upstreams.openai_batch",)
+
+
+def preload_adapters() -> None:
+    for module in PRELOADED_ADAPTER_MODULES:
+        importlib.import_module(module)
 
 
 def get_kind(name: str) -> ProviderKind:
