@@ -20,9 +20,9 @@ from batchway.temporal_client import connect
 
 T = TypeVar("T")
 
-# Hot reads share this many thread-pool threads (and pooled connections, fewer than the pool holds):
-# more would only contend for the GIL and push the connection pool into overflow connections, which
-# are opened and closed per request.
+# Hot reads on PostgreSQL share this many thread-pool threads (and pooled connections, fewer than the
+# pool holds): more would only contend for the GIL and push the connection pool into overflow
+# connections, which are opened and closed per request.
 READ_CONCURRENCY = 8
 
 
@@ -37,13 +37,20 @@ class AppState:
     _reads: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(READ_CONCURRENCY))
 
     async def read(self, query: Callable[..., T], *args: Any) -> T:
-        """Run `query(session, *args)` in one short session, in one thread-pool hop (the hot read paths
-        use this instead of sync dependencies, which cost a hop each)."""
+        """Run `query(session, *args)` in one short session (the hot read paths use this instead of sync
+        dependencies, which cost a thread-pool hop each).
+
+        On PostgreSQL the query runs in the thread pool: it waits on the network. On SQLite it runs right
+        here on the event loop: reading a few rows of a local file (WAL mode: readers never wait for the
+        writer) costs less than handing it to a thread and back, whose GIL handoffs under load more than
+        halved the API's throughput (bench/read_path.py, BENCHMARKS.md section 2)."""
 
         def run() -> T:
             with Session(self.engine, expire_on_commit=False) as session:
                 return query(session, *args)
 
+        if self.engine.dialect.name == "sqlite":
+            return run()
         async with self._reads:
             return await run_in_threadpool(run)
 
