@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
 from api.auth import KeyCache
@@ -20,10 +21,8 @@ from batchway.temporal_client import connect
 
 T = TypeVar("T")
 
-# Hot reads on PostgreSQL share this many thread-pool threads (and pooled connections, fewer than the
-# pool holds): more would only contend for the GIL and push the connection pool into overflow
-# connections, which are opened and closed per request.
-READ_CONCURRENCY = 8
+# Connections of the PostgreSQL asyncio engine for hot reads (requests beyond them wait their turn).
+READ_CONNECTIONS = 8
 
 
 @dataclass
@@ -32,27 +31,24 @@ class AppState:
     engine: Engine
     blobs: BlobStore
     keys: KeyCache
+    async_engine: AsyncEngine | None = None  # PostgreSQL: hot reads on the event loop
     _client: Client | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    _reads: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(READ_CONCURRENCY))
 
     async def read(self, query: Callable[..., T], *args: Any) -> T:
-        """Run `query(session, *args)` in one short session (the hot read paths use this instead of sync
-        dependencies, which cost a thread-pool hop each).
+        """Run `query(session, *args)` in one short session on the event loop, never in a thread (the hot
+        read paths use this instead of sync dependencies, which cost a thread-pool hop each).
 
-        On PostgreSQL the query runs in the thread pool: it waits on the network. On SQLite it runs right
-        here on the event loop: reading a few rows of a local file (WAL mode: readers never wait for the
-        writer) costs less than handing it to a thread and back, whose GIL handoffs under load more than
-        halved the API's throughput (bench/read_path.py, BENCHMARKS.md section 2)."""
-
-        def run() -> T:
+        A thread hop's GIL handoffs under load more than halved the API's throughput (bench/read_path.py,
+        BENCHMARKS.md section 2). On PostgreSQL the sync query runs through the asyncio engine (psycopg's
+        async driver; SQLAlchemy runs the sync code in a greenlet and awaits each round trip). On SQLite it
+        runs inline: reading a few rows of a local file (WAL mode: readers never wait for the writer) costs
+        less than any hand-off."""
+        if self.async_engine is None:
             with Session(self.engine, expire_on_commit=False) as session:
                 return query(session, *args)
-
-        if self.engine.dialect.name == "sqlite":
-            return run()
-        async with self._reads:
-            return await run_in_threadpool(run)
+        async with AsyncSession(self.async_engine, expire_on_commit=False) as session:
+            return await session.run_sync(query, *args)
 
     async def temporal(self) -> Client:
         """Connect on first use, so reads keep working while Temporal is down."""

@@ -15,6 +15,7 @@ from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel import Session, create_engine
 
 from batchway.storage import models  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -33,9 +34,28 @@ def _load_json(text: str | bytes) -> Any:
         return json.loads(text)
 
 
-def make_engine(url: str) -> Engine:
+def _driver_url(url: str) -> str:
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
+def make_async_engine(url: str, pool_size: int) -> AsyncEngine | None:
+    """PostgreSQL only: an asyncio engine (psycopg's async driver) for reads that run on the event loop
+    instead of a thread. SQLite has none (its reads are cheap enough to run inline)."""
+    if not url.startswith("postgresql"):
+        return None
+    return create_async_engine(
+        _driver_url(url),
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=0,
+        json_deserializer=_load_json,
+    )
+
+
+def make_engine(url: str) -> Engine:
+    url = _driver_url(url)
     if url.startswith("sqlite"):
         db_path = url.split("///", 1)[-1]
         if db_path and db_path != ":memory:":
