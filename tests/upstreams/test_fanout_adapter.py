@@ -72,31 +72,22 @@ def line(n: int = 1) -> RequestLine:
     return RequestLine(custom_id=f"c-{n}", line=n, url="/v1/chat/completions", body=body)
 
 
-async def test_429s_do_not_use_up_a_lines_tries(upstream) -> None:
+@pytest.mark.parametrize(
+    ("statuses", "options", "status", "calls"),
+    [
+        ([429] * 10, {}, 200, 11),  # more 429s in a row than max_attempts (6): they wait, then an answer
+        ([429] * 10, {"max_rate_limited": 3}, 429, 3),  # refused too often: fails with the 429
+        ([503] * 10, {"max_attempts": 2}, 503, 2),  # server errors: max_attempts tries
+    ],
+    ids=["429s-wait-their-turn", "429s-bounded", "5xx-bounded"],
+)
+async def test_how_often_a_line_is_tried(upstream, statuses, options, status: int, calls: int) -> None:
     script, url = upstream
-    script.statuses = [429] * 10  # more than max_attempts (6) 429s in a row, then an answer
-    fanout = adapter(url)
+    script.statuses = list(statuses)
+    fanout = adapter(url, **options)
     result = await fanout.execute(line())
     await fanout.aclose()
-    assert result is not None and result.status_code == 200 and script.calls == 11
-
-
-async def test_a_line_refused_too_often_fails_with_the_429(upstream) -> None:
-    script, url = upstream
-    script.statuses = [429] * 10
-    fanout = adapter(url, max_rate_limited=3)
-    result = await fanout.execute(line())
-    await fanout.aclose()
-    assert result is not None and result.status_code == 429 and script.calls == 3
-
-
-async def test_server_errors_are_retried_max_attempts_times(upstream) -> None:
-    script, url = upstream
-    script.statuses = [503] * 10
-    fanout = adapter(url, max_attempts=2)
-    result = await fanout.execute(line())
-    await fanout.aclose()
-    assert result is not None and result.status_code == 503 and script.calls == 2
+    assert result is not None and result.status_code == status and script.calls == calls
 
 
 async def test_the_pooled_client_spreads_calls_over_small_pools(upstream) -> None:
