@@ -18,6 +18,10 @@ from tests.batch_helpers import chat_line, jsonl
 TERMINAL = {"completed", "failed", "expired", "cancelled"}
 
 
+def dev_ports() -> dict[str, int]:
+    return {name: free_port() for name in ("port", "temporal-port", "ui-port", "simulator-port")}
+
+
 def start_dev(data_dir: Path, ports: dict[str, int]) -> subprocess.Popen[str]:
     """`batchway dev` in its own process group (so a test can kill the whole stack at once)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BATCHWAY_", "OPENAI_"))}
@@ -40,12 +44,7 @@ def stop_dev(process: subprocess.Popen[str]) -> str:
 
 
 def test_dev_runs_a_batch_and_resumes_after_ctrl_c(tmp_path: Path) -> None:
-    ports = {
-        "port": free_port(),
-        "temporal-port": free_port(),
-        "ui-port": free_port(),
-        "simulator-port": free_port(),
-    }
+    ports = dev_ports()
     dev = start_dev(tmp_path, ports)
     try:
         key = (tmp_path / "dev-api-key").read_text().strip()
@@ -80,12 +79,7 @@ def test_dev_runs_a_batch_and_resumes_after_ctrl_c(tmp_path: Path) -> None:
 def test_dev_killed_when_the_upstream_finishes_completes_within_seconds_of_restart(tmp_path: Path) -> None:
     """SIGKILL the whole stack (API, worker, Temporal, simulator) once the upstream is done: the restarted
     stack finishes the batch in seconds, not after a 30-minute activity timeout."""
-    ports = {
-        "port": free_port(),
-        "temporal-port": free_port(),
-        "ui-port": free_port(),
-        "simulator-port": free_port(),
-    }
+    ports = dev_ports()
     dev = start_dev(tmp_path, ports)
     try:
         key = (tmp_path / "dev-api-key").read_text().strip()
