@@ -41,7 +41,7 @@ import orjson
 import psycopg
 from sqlalchemy import text
 from sqlmodel import Session, select
-from stack import machine, raise_on_sigterm
+from stack import _stop, machine, raise_on_sigterm
 
 from batchway import files, tenancy
 from batchway.batch_input import LineSpan
@@ -179,12 +179,7 @@ def api_process(settings: Settings, work: Path) -> Iterator[str]:
         wait_for_port("127.0.0.1", port, 60)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(proc, own_group=False)
         log.close()
 
 

@@ -16,7 +16,7 @@ import secrets
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.dashboard.session import COOKIE_PATH, is_https
+from api.dashboard.session import clear_cookie, set_cookie
 
 FIELD = "csrf_token"
 LOGIN_COOKIE = "batchway_login"
@@ -49,18 +49,8 @@ def new_login_nonce() -> str:
 
 
 def set_login_cookie(response: Response, request: Request, nonce: str) -> None:
-    response.set_cookie(
-        LOGIN_COOKIE,
-        nonce,
-        max_age=LOGIN_COOKIE_SECONDS,
-        path=COOKIE_PATH,
-        httponly=True,
-        samesite="lax",
-        secure=is_https(request),
-    )
+    set_cookie(response, request, LOGIN_COOKIE, nonce, LOGIN_COOKIE_SECONDS)
 
 
 def clear_login_cookie(response: Response, request: Request) -> None:
-    response.delete_cookie(
-        LOGIN_COOKIE, path=COOKIE_PATH, httponly=True, samesite="lax", secure=is_https(request)
-    )
+    clear_cookie(response, request, LOGIN_COOKIE)

@@ -117,11 +117,12 @@ def is_https(request: Request) -> bool:
     return request.url.scheme == "https" or forwarded == "https"
 
 
-def set_session_cookie(response: Response, request: Request, value: str) -> None:
+def set_cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
+    """Every dashboard cookie: HttpOnly, SameSite=Lax, scoped to the dashboard, Secure over https."""
     response.set_cookie(
-        SESSION_COOKIE,
+        name,
         value,
-        max_age=SESSION_SECONDS,
+        max_age=max_age,
         path=COOKIE_PATH,
         httponly=True,
         samesite="lax",
@@ -129,7 +130,13 @@ def set_session_cookie(response: Response, request: Request, value: str) -> None
     )
 
 
+def clear_cookie(response: Response, request: Request, name: str) -> None:
+    response.delete_cookie(name, path=COOKIE_PATH, httponly=True, samesite="lax", secure=is_https(request))
+
+
+def set_session_cookie(response: Response, request: Request, value: str) -> None:
+    set_cookie(response, request, SESSION_COOKIE, value, SESSION_SECONDS)
+
+
 def clear_session_cookie(response: Response, request: Request) -> None:
-    response.delete_cookie(
-        SESSION_COOKIE, path=COOKIE_PATH, httponly=True, samesite="lax", secure=is_https(request)
-    )
+    clear_cookie(response, request, SESSION_COOKIE)
