@@ -4,6 +4,7 @@ failures are retried a bounded number of times, and its pooled client spreads ca
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -32,13 +33,18 @@ class Script:
 
     def __init__(self, statuses: list[int], delay: float = 0.0) -> None:
         self.statuses, self.delay, self.calls, self.in_flight, self.max_in_flight = statuses, delay, 0, 0, 0
+        self.hold_until = 0
 
     async def answer(self, request: Request) -> JSONResponse:
         self.calls += 1
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            await asyncio.sleep(self.delay)
+            # Hold every answer until `hold_until` calls are in flight at once (or `delay` runs out), so
+            # a test sees whether the client let them all out together, however slowly they connect.
+            deadline = time.monotonic() + self.delay
+            while self.in_flight < self.hold_until and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
             status = self.statuses.pop(0) if self.statuses else 200
         finally:
             self.in_flight -= 1
@@ -92,8 +98,8 @@ async def test_how_often_a_line_is_tried(upstream, statuses, options, status: in
 
 async def test_the_pooled_client_spreads_calls_over_small_pools(upstream) -> None:
     script, url = upstream
-    script.delay = 0.2
-    client = ShardedClient(headers={}, timeout=httpx.Timeout(5.0), max_connections=40)
+    script.delay, script.hold_until = 10.0, 40
+    client = ShardedClient(headers={}, timeout=httpx.Timeout(15.0), max_connections=40)
     assert client.shards == 3 and client.max_connections >= 40  # pools of at most SHARD_CONNECTIONS
     assert 40 / client.shards <= SHARD_CONNECTIONS
     answers = await asyncio.gather(
