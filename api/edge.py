@@ -40,6 +40,14 @@ def _query_problem(query_string: bytes) -> str | None:
     return None
 
 
+_WANTED = frozenset((b"authorization", b"content-length", b"content-type"))
+
+
+def _wanted_headers(raw: list[tuple[bytes, bytes]]) -> dict[bytes, str]:
+    """The few headers the checks read (ASGI servers send names lower-cased), not a dict of them all."""
+    return {name: value.decode("latin-1") for name, value in raw if name in _WANTED}
+
+
 async def _send_error(send: Send, error: APIError) -> None:
     body = orjson.dumps(error.envelope())
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
@@ -74,14 +82,12 @@ class EdgeMiddleware:
             )
         if not scope["path"].startswith(PUBLIC_PREFIXES):
             return
-        headers = {
-            name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]
-        }
+        headers = _wanted_headers(scope["headers"])
         state = scope["app"].state.batchway
-        org = await state.keys.org_for(bearer_key(headers.get("authorization", "")))
+        org = await state.keys.org_for(bearer_key(headers.get(b"authorization", "")))
         scope.setdefault("state", {})["org"] = org
-        declared = headers.get("content-length", "")
-        is_form = headers.get("content-type", "").startswith("multipart/form-data")
+        declared = headers.get(b"content-length", "")
+        is_form = headers.get(b"content-type", "").startswith("multipart/form-data")
         if not is_form and declared.isdigit() and int(declared) > state.settings.max_json_body_bytes:
             raise APIError(
                 413,

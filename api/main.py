@@ -16,7 +16,8 @@ from api.state import READ_CONNECTIONS, AppState
 from batchway.http import RequestIdMiddleware
 from batchway.settings import Settings, get_settings
 from batchway.storage.blobstore import make_blob_store
-from batchway.storage.db import make_async_engine, make_engine, migrate
+from batchway.storage.db import make_engine, migrate
+from batchway.storage.hot_reads import open_hot_reads
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -26,17 +27,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.resolved_database_url)
         migrate(engine)
-        async_engine = make_async_engine(settings.resolved_database_url, READ_CONNECTIONS)
+        reads = await open_hot_reads(engine, READ_CONNECTIONS)
         app.state.batchway = AppState(
-            settings,
-            engine,
-            make_blob_store(settings.resolved_blob_url),
-            KeyCache(engine),
-            async_engine=async_engine,
+            settings, engine, make_blob_store(settings.resolved_blob_url), KeyCache(engine), reads
         )
         yield
-        if async_engine is not None:
-            await async_engine.dispose()
+        await reads.close()
         engine.dispose()
 
     app = FastAPI(title="batchway", version="0.1.0", lifespan=lifespan)

@@ -7,10 +7,14 @@ from typing import Any, TypeVar
 from sqlalchemy import and_, or_
 from sqlmodel import Session, select
 
-from batchway.errors import bad_request
+from batchway.errors import APIError, bad_request
 from batchway.ids import looks_like_id
 
 Row = TypeVar("Row", bound=Any)
+
+
+def no_such_anchor(after: str) -> APIError:
+    return bad_request(f"No such object to page after: {after}", param="after")
 
 
 def page(
@@ -29,7 +33,7 @@ def page(
     if after is not None:
         anchor = session.get(model, after) if looks_like_id(after) else None
         if anchor is None or anchor.org_id != org_id:
-            raise bad_request(f"No such object to page after: {after}", param="after")
+            raise no_such_anchor(after)
         if descending:
             query = query.where(
                 or_(

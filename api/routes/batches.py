@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from api.body import read_json
-from api.deps import OrgDep, StateDep
+from api.deps import OrgDep, StateDep, caller
 from api.responses import JSON
 from batchway import batches, tenancy
 from batchway.request_headers import kept_headers
@@ -59,18 +59,18 @@ async def create_batch(
 
 @router.get("")
 async def list_batches(
-    org: OrgDep,
-    state: StateDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    after: str | None = None,
+    request: Request, limit: Annotated[int, Query(ge=1, le=100)] = 20, after: str | None = None
 ) -> JSON:
-    rows, has_more = await state.read(batches.list_batches, org.id, limit, after)
+    state, org = caller(request)
+    rows, has_more = await state.reads.batch_page(org.id, limit, after)
     return JSON(list_object([batch_object(r) for r in rows], has_more))
 
 
 @router.get("/{batch_id}")
-async def retrieve_batch(batch_id: str, org: OrgDep, state: StateDep) -> JSON:
-    return JSON(batch_object(await state.read(batches.get_batch, org.id, batch_id)))
+async def retrieve_batch(request: Request) -> JSON:
+    state, org = caller(request)
+    batch_id = request.path_params["batch_id"]  # read here: a declared parameter costs a validation
+    return JSON(batch_object(await state.reads.batch(org.id, batch_id)))
 
 
 @router.post("/{batch_id}/cancel")

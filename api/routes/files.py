@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.types import Message
 
-from api.deps import OrgDep, SessionDep, StateDep
+from api.deps import OrgDep, SessionDep, StateDep, caller
 from api.responses import JSON
 from batchway import files
 from batchway.errors import APIError, bad_request
@@ -102,8 +102,10 @@ def list_files(
 
 
 @router.get("/{file_id}")
-async def retrieve_file(file_id: str, org: OrgDep, state: StateDep) -> JSON:
-    return JSON(file_object(await state.read(files.get_file, org.id, file_id)))
+async def retrieve_file(request: Request) -> JSON:
+    state, org = caller(request)
+    file_id = request.path_params["file_id"]  # read here: a declared parameter costs a validation
+    return JSON(file_object(await state.reads.file(org.id, file_id)))
 
 
 @router.delete("/{file_id}")

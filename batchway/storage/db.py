@@ -15,7 +15,6 @@ from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel import Session, create_engine
 
 from batchway.storage import models  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -25,7 +24,7 @@ MIGRATION_LOCK_KEY = 0x62617463  # any constant shared by every batchway process
 POOL_SIZE, POOL_OVERFLOW = 20, 20
 
 
-def _load_json(text: str | bytes) -> Any:
+def load_json(text: str | bytes) -> Any:
     """JSON columns are decoded on every read (five per batch row): orjson is several times faster. The
     standard module takes over for what orjson refuses (NaN, written by `json.dumps` if ever stored)."""
     try:
@@ -40,20 +39,6 @@ def _driver_url(url: str) -> str:
     return url
 
 
-def make_async_engine(url: str, pool_size: int) -> AsyncEngine | None:
-    """PostgreSQL only: an asyncio engine (psycopg's async driver) for reads that run on the event loop
-    instead of a thread. SQLite has none (its reads are cheap enough to run inline)."""
-    if not url.startswith("postgresql"):
-        return None
-    return create_async_engine(
-        _driver_url(url),
-        pool_pre_ping=True,
-        pool_size=pool_size,
-        max_overflow=0,
-        json_deserializer=_load_json,
-    )
-
-
 def make_engine(url: str) -> Engine:
     url = _driver_url(url)
     if url.startswith("sqlite"):
@@ -65,7 +50,7 @@ def make_engine(url: str) -> Engine:
             connect_args={"check_same_thread": False, "timeout": 30},
             pool_size=POOL_SIZE,
             max_overflow=POOL_OVERFLOW,
-            json_deserializer=_load_json,
+            json_deserializer=load_json,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -74,7 +59,7 @@ def make_engine(url: str) -> Engine:
         pool_pre_ping=True,
         pool_size=POOL_SIZE,
         max_overflow=POOL_OVERFLOW,
-        json_deserializer=_load_json,
+        json_deserializer=load_json,
     )
 
 

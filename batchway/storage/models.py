@@ -73,8 +73,10 @@ class ProviderConfig(SQLModel, table=True):
 
 
 class FileRecord(SQLModel, table=True):
+    # An org's page is an index walk in list order (a plain org_id index sorted all its rows per page).
+    __table_args__ = (Index("ix_filerecord_org_page", "org_id", "created_ns", "id"),)
     id: str = Field(primary_key=True)
-    org_id: str = Field(index=True)
+    org_id: str
     filename: str
     purpose: str
     bytes: int = Field(sa_column=Column(BigInteger, nullable=False))
@@ -92,8 +94,9 @@ class FileRecord(SQLModel, table=True):
 
 
 class BatchRecord(SQLModel, table=True):
+    __table_args__ = (Index("ix_batchrecord_org_page", "org_id", "created_ns", "id"),)
     id: str = Field(primary_key=True)
-    org_id: str = Field(index=True)
+    org_id: str
     provider: str
     endpoint: str
     input_file_id: str

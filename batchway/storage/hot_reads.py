@@ -1,0 +1,231 @@
+"""The API's hot reads (one batch, a page of batches, one file) as plain SQL on the database driver.
+
+A polling client sends these more than anything else. Through the ORM each paid for a Session, an
+identity map and SQLAlchemy's statement execution: 40% of a `GET /v1/batches/{id}` (py-spy under
+bench/read_path.py). Here a read is one statement the driver keeps prepared, and its row becomes a
+`BatchView` or `FileView` that `batchway.wire` renders exactly as it renders the ORM row. The SQL is
+built from the SQLModel tables, so it follows their column names.
+
+- SQLite: one connection of the API process's own, used inline on the event loop (WAL: a reader never
+  waits for the writer; autocommit: every SELECT sees the latest commit, so nothing is ever stale).
+- PostgreSQL: a small psycopg async pool in autocommit mode, statements prepared on each connection.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any, NamedTuple, TypeVar
+
+import psycopg
+from psycopg.types.json import set_json_loads
+from psycopg_pool import AsyncConnectionPool
+from sqlalchemy import JSON, inspect
+from sqlalchemy.engine import Engine
+
+from batchway.errors import not_found
+from batchway.ids import looks_like_id
+from batchway.paging import no_such_anchor
+from batchway.storage.db import load_json
+from batchway.storage.models import BatchRecord, FileRecord
+
+View = TypeVar("View", "BatchView", "FileView")
+READS_APPLICATION_NAME = "batchway-api-reads"  # how the pool's connections show in pg_stat_activity
+
+
+class BatchView(NamedTuple):
+    """What the wire shows of a batch row (the attribute names of `BatchRecord`)."""
+
+    id: str
+    endpoint: str
+    model: str | None
+    errors: list[dict[str, Any]] | None
+    input_file_id: str
+    completion_window: str
+    status: str
+    output_file_id: str | None
+    error_file_id: str | None
+    created_at: int
+    in_progress_at: int | None
+    expires_at: int | None
+    finalizing_at: int | None
+    completed_at: int | None
+    failed_at: int | None
+    expired_at: int | None
+    cancelling_at: int | None
+    cancelled_at: int | None
+    total: int
+    completed: int
+    failed: int
+    usage: dict[str, Any] | None
+    batch_metadata: dict[str, str] | None
+
+
+class FileView(NamedTuple):
+    """What the wire shows of a file row (the attribute names of `FileRecord`)."""
+
+    id: str
+    bytes: int
+    created_at: int
+    filename: str
+    purpose: str
+    expires_at: int | None
+
+
+def _columns(model: type, view: type[NamedTuple]) -> tuple[str, list[int]]:
+    """The SELECT list for `view` from `model`'s table, and the positions of its JSON columns."""
+    mapper = inspect(model)
+    columns = [mapper.get_property(name).columns[0] for name in view._fields]
+    json_at = [i for i, column in enumerate(columns) if isinstance(column.type, JSON)]
+    return ", ".join(f'"{column.name}"' for column in columns), json_at
+
+
+class _Statements:
+    """The SQL of every hot read, in the driver's placeholder style."""
+
+    def __init__(self, p: str) -> None:
+        batches, files = BatchRecord.__tablename__, FileRecord.__tablename__
+        batch_columns, self.batch_json = _columns(BatchRecord, BatchView)
+        file_columns, self.file_json = _columns(FileRecord, FileView)
+        self.batch = f"SELECT {batch_columns} FROM {batches} WHERE id = {p} AND org_id = {p}"
+        self.file = f"SELECT {file_columns} FROM {files} WHERE id = {p} AND org_id = {p} AND NOT deleted"
+        self.anchor = f"SELECT created_ns, id FROM {batches} WHERE id = {p} AND org_id = {p}"
+        order = "ORDER BY created_ns DESC, id DESC LIMIT"
+        self.first_page = f"SELECT {batch_columns} FROM {batches} WHERE org_id = {p} {order} {p}"
+        # A row-value comparison, so both databases seek the org page index to the anchor.
+        self.next_page = (
+            f"SELECT {batch_columns} FROM {batches} WHERE org_id = {p} "
+            f"AND (created_ns, id) < ({p}, {p}) {order} {p}"
+        )
+
+
+class HotReads:
+    """The reads; a subclass runs the statements on its driver."""
+
+    def __init__(self, placeholder: str) -> None:
+        self.sql = _Statements(placeholder)
+
+    async def batch(self, org_id: str, batch_id: str) -> BatchView:
+        row = await self._one(self.sql.batch, (batch_id, org_id)) if looks_like_id(batch_id) else None
+        if row is None:
+            raise not_found("Batch", batch_id)
+        return self._view(BatchView, self.sql.batch_json, row)
+
+    async def batch_page(self, org_id: str, limit: int, after: str | None) -> tuple[list[BatchView], bool]:
+        """The org's batches, newest first, `limit` after the batch `after`; and whether more follow."""
+        if after is None:
+            rows = await self._all(self.sql.first_page, (org_id, limit + 1))
+        else:
+            anchor = await self._one(self.sql.anchor, (after, org_id)) if looks_like_id(after) else None
+            if anchor is None:
+                raise no_such_anchor(after)
+            created_ns, anchor_id = anchor
+            rows = await self._all(self.sql.next_page, (org_id, created_ns, anchor_id, limit + 1))
+        views = [self._view(BatchView, self.sql.batch_json, row) for row in rows[:limit]]
+        return views, len(rows) > limit
+
+    async def file(self, org_id: str, file_id: str) -> FileView:
+        row = await self._one(self.sql.file, (file_id, org_id)) if looks_like_id(file_id) else None
+        if row is None:
+            raise not_found("File", file_id)
+        return self._view(FileView, self.sql.file_json, row)
+
+    def _view(self, view: type[View], json_at: list[int], row: Sequence[Any]) -> View:
+        return view._make(row)
+
+    async def _one(self, sql: str, params: tuple[Any, ...]) -> Sequence[Any] | None:
+        raise NotImplementedError
+
+    async def _all(self, sql: str, params: tuple[Any, ...]) -> list[Sequence[Any]]:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        return None
+
+
+class SqliteHotReads(HotReads):
+    """Inline on the event loop: a prepared read of a local file costs less than any hand-off."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__("?")
+        # Autocommit (no implicit transaction holds a snapshot); shared with no other thread at once, as
+        # nothing awaits between a statement and its fetch.
+        self.connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.connection.execute("PRAGMA query_only = ON")
+        # Short: a reader waits only for WAL recovery, and it waits on the event loop.
+        self.connection.execute("PRAGMA busy_timeout = 2000")
+
+    def _view(self, view: type[View], json_at: list[int], row: Sequence[Any]) -> View:
+        values = list(row)
+        for i in json_at:  # SQLite hands JSON columns back as text
+            if values[i] is not None:
+                values[i] = load_json(values[i])
+        return view._make(values)
+
+    async def _one(self, sql: str, params: tuple[Any, ...]) -> Sequence[Any] | None:
+        row: Sequence[Any] | None = self.connection.execute(sql, params).fetchone()
+        return row
+
+    async def _all(self, sql: str, params: tuple[Any, ...]) -> list[Sequence[Any]]:
+        return self.connection.execute(sql, params).fetchall()
+
+    async def close(self) -> None:
+        self.connection.close()
+
+
+async def _configure(connection: psycopg.AsyncConnection[Any]) -> None:
+    set_json_loads(load_json, connection)
+
+
+class PostgresHotReads(HotReads):
+    """A psycopg pool in autocommit mode; `prepare_threshold=0` prepares every statement on first use."""
+
+    def __init__(self, conninfo: str, size: int) -> None:
+        super().__init__("%s")
+        self.pool = AsyncConnectionPool(
+            conninfo,
+            min_size=size,
+            max_size=size,
+            kwargs={"autocommit": True, "prepare_threshold": 0, "application_name": READS_APPLICATION_NAME},
+            configure=_configure,
+            open=False,
+        )
+
+    async def open(self) -> None:
+        await self.pool.open()
+
+    async def _fetch(self, sql: str, params: tuple[Any, ...], many: bool) -> Any:
+        # A connection broken since its last use (a database restart) fails its first statement: the
+        # pool discards it on return, idle ones are checked, and the read runs once more.
+        for attempt in (1, 2):
+            try:
+                async with self.pool.connection() as connection:
+                    cursor = await connection.execute(sql, params)
+                    return await (cursor.fetchall() if many else cursor.fetchone())
+            except psycopg.OperationalError:
+                if attempt == 2:
+                    raise
+                await self.pool.check()
+        raise AssertionError("unreachable")
+
+    async def _one(self, sql: str, params: tuple[Any, ...]) -> Sequence[Any] | None:
+        row: Sequence[Any] | None = await self._fetch(sql, params, many=False)
+        return row
+
+    async def _all(self, sql: str, params: tuple[Any, ...]) -> list[Sequence[Any]]:
+        rows: list[Sequence[Any]] = await self._fetch(sql, params, many=True)
+        return rows
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+async def open_hot_reads(engine: Engine, pool_size: int) -> HotReads:
+    """The hot reads on `engine`'s database (its URL names which driver)."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        return SqliteHotReads(str(url.database))
+    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    reads = PostgresHotReads(conninfo, pool_size)
+    await reads.open()
+    return reads
