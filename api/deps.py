@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlmodel import Session
 
 from api.state import AppState
-from batchway.errors import unauthorized
+from batchway.errors import bad_request, unauthorized
 from batchway.storage.models import Org
 
 
@@ -49,3 +49,19 @@ def caller(request: Request) -> tuple[AppState, Org]:
     """The app state and the caller's org, for the routes clients poll: called directly, not declared as
     dependencies, which FastAPI solves at a cost that was a fifth of a cheap GET (bench/read_path.py)."""
     return request.app.state.batchway, org_of(request)
+
+
+def int_query(query: Mapping[str, str], name: str, *, default: int, low: int, high: int) -> int:
+    """An integer query parameter read by hand on a polled route, refused as FastAPI would refuse it."""
+    raw = query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        problem = "a valid integer, unable to parse string as an integer"
+    else:
+        if low <= value <= high:
+            return value
+        problem = f"greater than or equal to {low}" if value < low else f"less than or equal to {high}"
+    raise bad_request(f"Invalid value for '{name}': Input should be {problem}.", param=name)

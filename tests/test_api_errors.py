@@ -8,6 +8,8 @@ import pytest
 
 from tests.batch_helpers import chat_line, jsonl, submit, upload, wait_for
 
+NOT_AN_INTEGER = "a valid integer, unable to parse string as an integer"
+
 pytestmark = pytest.mark.usefixtures("worker")
 
 
@@ -167,15 +169,30 @@ async def test_batch_create_parameter_errors(org_client: openai.AsyncOpenAI, api
         not_json = await raw.post(
             f"{api_url}/batches", content=b"{oops", headers={"content-type": "application/json"}
         )
-        bad_limit = await raw.get(f"{api_url}/batches", params={"limit": 0})
+        bad_limits = [
+            await raw.get(f"{api_url}/batches", params={"limit": limit}) for limit in (0, 101, "ten", "")
+        ]
         bad_after = await raw.get(f"{api_url}/batches", params={"after": "batch_nope"})
         bad_order = await raw.get(f"{api_url}/files", params={"order": "sideways"})
+        bad_file_limit = await raw.get(f"{api_url}/files", params={"limit": "ten"})
         unknown = await raw.get(f"{api_url}/nothing-here")
     assert missing.status_code == 400 and missing.json()["error"]["param"] == "input_file_id"
     assert not_json.status_code == 400
-    assert bad_limit.status_code == 400 and bad_limit.json()["error"]["param"] == "limit"
+    # The same refusals (and words) for every list parameter, checked by FastAPI or by the route itself.
+    assert [
+        (r.status_code, r.json()["error"]["param"], r.json()["error"]["message"]) for r in bad_limits
+    ] == [
+        (400, "limit", "Invalid value for 'limit': Input should be greater than or equal to 1."),
+        (400, "limit", "Invalid value for 'limit': Input should be less than or equal to 100."),
+        (400, "limit", f"Invalid value for 'limit': Input should be {NOT_AN_INTEGER}."),
+        (400, "limit", f"Invalid value for 'limit': Input should be {NOT_AN_INTEGER}."),
+    ]
     assert bad_after.status_code == 400 and bad_after.json()["error"]["param"] == "after"
     assert bad_order.status_code == 400
+    assert (
+        bad_file_limit.json()["error"]["message"]
+        == f"Invalid value for 'limit': Input should be {NOT_AN_INTEGER}."
+    )
     assert unknown.status_code == 404 and "error" in unknown.json()
     assert (await org_client.batches.list()).data == []
 

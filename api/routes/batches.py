@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from api.body import read_json
-from api.deps import OrgDep, StateDep, caller
+from api.deps import OrgDep, StateDep, caller, int_query
 from api.responses import JSON
 from batchway import batches, tenancy
 from batchway.request_headers import kept_headers
@@ -58,10 +58,11 @@ async def create_batch(
 
 
 @router.get("")
-async def list_batches(
-    request: Request, limit: Annotated[int, Query(ge=1, le=100)] = 20, after: str | None = None
-) -> JSON:
+async def list_batches(request: Request) -> JSON:
     state, org = caller(request)
+    query = request.query_params
+    limit = int_query(query, "limit", default=20, low=1, high=100)
+    after = query.get("after")
     rows, has_more = await state.reads.batch_page(org.id, limit, after)
     return JSON(list_object([batch_object(r) for r in rows], has_more))
 
