@@ -442,7 +442,7 @@ def main() -> int:
             f"{os.cpu_count()} cores, every process on the machine (warm-up included)."
         )
         print(f"freshness: {freshness}")
-        print(f"goal {'met on every path' if all_met else 'NOT met on every path'}")
+        print(f"goal {'met on every path' if all_met else 'NOT met on at least one path'}")
     except KeyboardInterrupt:
         print("interrupted; every process was stopped", file=sys.stderr)
         return 130
