@@ -32,8 +32,19 @@ def start_dev(data_dir: Path, ports: dict[str, int]) -> subprocess.Popen[str]:
     process = subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
-    wait_for_port("127.0.0.1", ports["port"], timeout=60)
-    return process
+    # Generous (a loaded machine starts the Temporal dev server slowly), but never blind: a stack that
+    # exits or hangs on the way up fails the test at once with everything it printed.
+    deadline = time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            wait_for_port("127.0.0.1", ports["port"], timeout=1)
+            return process
+        except TimeoutError:
+            continue
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+    output, _ = process.communicate(timeout=30)
+    raise AssertionError(f"`batchway dev` did not listen (exit code {process.returncode}):\n{output}")
 
 
 def stop_dev(process: subprocess.Popen[str]) -> str:
