@@ -25,10 +25,8 @@ import argparse
 import io
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -41,7 +39,7 @@ import orjson
 import psycopg
 from sqlalchemy import text
 from sqlmodel import Session, select
-from stack import _stop, machine, raise_on_sigterm
+from stack import _stop, bench_run
 
 from batchway import files, tenancy
 from batchway.batch_input import LineSpan
@@ -314,10 +312,7 @@ def main() -> int:
     parser.add_argument("--batch-index", action="store_true", help="add an index on (batch_id, id) first")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (data, API log)")
     args = parser.parse_args()
-    raise_on_sigterm()
-    work = Path(tempfile.mkdtemp(prefix="batchway-bench-dashboard-"))
-    print(f"machine: {machine()}\nwork dir: {work}", flush=True)
-    try:
+    with bench_run("dashboard", args.keep) as work:
         rows: list[list[str]] = []
         for kind in ("sqlite", "postgresql") if args.db == "both" else (args.db,):
             (work / kind).mkdir()
@@ -327,14 +322,6 @@ def main() -> int:
         print("|---|---|---:|---:|---:|---:|")
         for row in rows:
             print("| " + " | ".join(row) + " |")
-    except KeyboardInterrupt:
-        print("interrupted; the API process was stopped", file=sys.stderr)
-        return 130
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -38,10 +38,8 @@ import asyncio
 import contextlib
 import math
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -59,9 +57,8 @@ from stack import (
     Stack,
     _stop,
     _wait_listening,
-    machine,
+    bench_run,
     machine_busy_seconds,
-    raise_on_sigterm,
     running_stack,
     tree_cpu,
 )
@@ -570,12 +567,9 @@ def main() -> int:
     unlimited = args.unlimited_lines or [5000, 20000]
     contenders = args.contenders.split(",")
 
-    raise_on_sigterm()
-    work = Path(tempfile.mkdtemp(prefix="batchway-bench-fanout-"))
-    print(f"machine: {machine()}\nwork dir: {work}", flush=True)
-    rate_rows: list[tuple[RateCase, Result]] = []
-    pairs: list[tuple[Result, Result]] = []
-    try:
+    with bench_run("fanout", args.keep) as work:
+        rate_rows: list[tuple[RateCase, Result]] = []
+        pairs: list[tuple[Result, Result]] = []
         with running_stack(work / "stack") as stack:
             warm_up(stack, work, args.timeout)
             for attempt in range(args.repeat):
@@ -598,14 +592,6 @@ def main() -> int:
         if pairs:
             unlimited_table(pairs)
         print(f"\nload average at the end: {load()}")
-    except KeyboardInterrupt:
-        print("interrupted; every process was stopped", file=sys.stderr)
-        return 130
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

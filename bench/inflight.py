@@ -33,10 +33,8 @@ import math
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -52,9 +50,8 @@ from stack import (
     MIB,
     RssSampler,
     Stack,
-    machine,
+    bench_run,
     machine_busy_seconds,
-    raise_on_sigterm,
     running_stack,
     throwaway_database,
     tree_cpu,
@@ -647,11 +644,8 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, data)")
     args = parser.parse_args()
 
-    raise_on_sigterm()
-    work = Path(tempfile.mkdtemp(prefix="batchway-bench-inflight-"))
-    print(f"machine: {machine()}\nwork dir: {work}", flush=True)
-    print(f"command: {shlex.join([Path(sys.executable).name, *sys.argv])}", flush=True)
-    try:
+    with bench_run("inflight", args.keep) as work:
+        print(f"command: {shlex.join([Path(sys.executable).name, *sys.argv])}", flush=True)
         figures, all_completed = run(args, work)
         figures["watch_interval"] = args.watch_interval
         figures["profiled"] = bool(args.py_spy)
@@ -660,14 +654,6 @@ def main() -> int:
             print("\n" + profile_summary(args.py_spy))
         if args.json:
             args.json.write_text(json.dumps(figures, default=str))
-    except KeyboardInterrupt:
-        print("interrupted; every process was stopped", file=sys.stderr)
-        return 130
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
     if not all_completed:
         print(f"NOT every batch completed: {figures['statuses']}", file=sys.stderr)
         return 1

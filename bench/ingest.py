@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
-from stack import MIB, RssSampler, machine, raise_on_sigterm, running_stack
+from stack import MIB, RssSampler, bench_run, running_stack
 
 MODEL = "gpt-4o-mini"
 TARGET_RSS_BYTES = 200 * 10**6  # 200 MB = 191 MiB
@@ -167,11 +165,8 @@ def main() -> int:
     small = args.lines // 10 if args.small_lines is None else args.small_lines
     sizes = sorted({n for n in (small, args.lines) if n > 0})
 
-    raise_on_sigterm()
-    work = Path(tempfile.mkdtemp(prefix="batchway-bench-ingest-"))
-    print(f"machine: {machine()}\nwork dir: {work}", flush=True)
-    rows = []
-    try:
+    with bench_run("ingest", args.keep) as work:
+        rows = []
         inputs = {}
         for lines in sizes:
             inputs[lines] = work / f"input-{lines}.jsonl"
@@ -181,14 +176,6 @@ def main() -> int:
             print(f"running {lines:,} lines ...", flush=True)
             rows.append(run_case(work, inputs[lines], lines, args.timeout))
         print_table(rows)
-    except KeyboardInterrupt:
-        print("interrupted; every process was stopped", file=sys.stderr)
-        return 130
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

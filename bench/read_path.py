@@ -34,10 +34,8 @@ import asyncio
 import contextlib
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -52,8 +50,7 @@ from stack import (
     RssSampler,
     _stop,
     _wait_listening,
-    machine,
-    raise_on_sigterm,
+    bench_run,
     running_stack,
     throwaway_database,
 )
@@ -392,11 +389,10 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, data)")
     args = parser.parse_args()
 
-    raise_on_sigterm()
-    work = Path(tempfile.mkdtemp(prefix="batchway-bench-read-"))
-    print(f"machine: {machine()}\nwork dir: {work}", flush=True)
-    database = throwaway_database(args.database_url) if args.database_url else contextlib.nullcontext(None)
-    try:
+    with bench_run("read", args.keep) as work:
+        database = (
+            throwaway_database(args.database_url) if args.database_url else contextlib.nullcontext(None)
+        )
         # 100 lines at 0.2 lines/s upstream: the batch stays in_progress for the whole run.
         with (
             database as database_url,
@@ -443,14 +439,6 @@ def main() -> int:
         )
         print(f"freshness: {freshness}")
         print(f"goal {'met on every path' if all_met else 'NOT met on at least one path'}")
-    except KeyboardInterrupt:
-        print("interrupted; every process was stopped", file=sys.stderr)
-        return 130
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -14,10 +14,12 @@ import contextlib
 import os
 import platform
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -49,6 +51,25 @@ def raise_on_sigterm() -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, handler)
+
+
+@contextlib.contextmanager
+def bench_run(name: str, keep: bool) -> Iterator[Path]:
+    """One bench run: SIGTERM handled as Ctrl-C, a work dir (removed at the end unless `keep`), the
+    machine printed for the record. Ctrl-C exits 130, once every process the run started was stopped."""
+    raise_on_sigterm()
+    work = Path(tempfile.mkdtemp(prefix=f"batchway-bench-{name}-"))
+    print(f"machine: {machine()}\nwork dir: {work}", flush=True)
+    try:
+        yield work
+    except KeyboardInterrupt:
+        print("interrupted; every process was stopped", file=sys.stderr)
+        raise SystemExit(130) from None
+    finally:
+        if keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def machine() -> str:
