@@ -91,19 +91,17 @@ class _Statements:
     """The SQL of every hot read, with `?` placeholders or, for asyncpg, `$1`, `$2`..."""
 
     def __init__(self, numbered: bool) -> None:
-        p = "?"
         batches, files = BatchRecord.__tablename__, FileRecord.__tablename__
         batch_columns, self.batch_json = _columns(BatchRecord, BatchView)
         file_columns, self.file_json = _columns(FileRecord, FileView)
-        self.batch = f"SELECT {batch_columns} FROM {batches} WHERE id = {p} AND org_id = {p}"
-        self.file = f"SELECT {file_columns} FROM {files} WHERE id = {p} AND org_id = {p} AND NOT deleted"
-        self.anchor = f"SELECT created_ns, id FROM {batches} WHERE id = {p} AND org_id = {p}"
+        self.batch = f"SELECT {batch_columns} FROM {batches} WHERE id = ? AND org_id = ?"
+        self.file = f"SELECT {file_columns} FROM {files} WHERE id = ? AND org_id = ? AND NOT deleted"
+        self.anchor = f"SELECT created_ns, id FROM {batches} WHERE id = ? AND org_id = ?"
         order = "ORDER BY created_ns DESC, id DESC LIMIT"
-        self.first_page = f"SELECT {batch_columns} FROM {batches} WHERE org_id = {p} {order} {p}"
+        self.first_page = f"SELECT {batch_columns} FROM {batches} WHERE org_id = ? {order} ?"
         # A row-value comparison, so both databases seek the org page index to the anchor.
         self.next_page = (
-            f"SELECT {batch_columns} FROM {batches} WHERE org_id = {p} "
-            f"AND (created_ns, id) < ({p}, {p}) {order} {p}"
+            f"SELECT {batch_columns} FROM {batches} WHERE org_id = ? AND (created_ns, id) < (?, ?) {order} ?"
         )
         if numbered:
             for name in ("batch", "file", "anchor", "first_page", "next_page"):
