@@ -2,8 +2,9 @@
 chunk's lines against the upstream, storing every line's result as it arrives.
 
 The database is the checkpoint (decision 6): a chunk skips the lines already stored, so a chunk retried
-after a crash only sends again the lines whose answer arrived but was not stored yet (at most the calls
-in flight). It reports how many those were, from the lines its killed attempt had last reported sent.
+after a crash only sends again the lines that had no stored answer: the calls in flight, plus the answers
+received since the last flush (at most `FLUSH_SECONDS` of them). It reports an estimate of how many, from
+the lines its killed attempt had last reported sent (a heartbeat, so up to a few seconds old).
 """
 
 from __future__ import annotations
