@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from batchway.storage.hot_reads import BatchView, FileView
+from batchway.storage.hot_reads import BatchRow, FileRow
 from batchway.storage.models import BatchRecord, FileRecord
 
 EMPTY_USAGE: dict[str, Any] = {
@@ -16,7 +16,7 @@ EMPTY_USAGE: dict[str, Any] = {
 }
 
 
-def file_object(row: FileRecord | FileView) -> dict[str, Any]:
+def file_object(row: FileRecord | FileRow) -> dict[str, Any]:
     return {
         "id": row.id,
         "object": "file",
@@ -30,7 +30,7 @@ def file_object(row: FileRecord | FileView) -> dict[str, Any]:
     }
 
 
-def batch_object(row: BatchRecord | BatchView) -> dict[str, Any]:
+def batch_object(row: BatchRecord | BatchRow) -> dict[str, Any]:
     return {
         "id": row.id,
         "object": "batch",

@@ -3,7 +3,7 @@
 A polling client sends these more than anything else. Through the ORM each paid for a Session, an
 identity map and SQLAlchemy's statement execution: 40% of a `GET /v1/batches/{id}` (py-spy under
 bench/read_path.py). Here a read is one statement the driver keeps prepared, and its row becomes a
-`BatchView` or `FileView` that `batchway.wire` renders exactly as it renders the ORM row. The SQL is
+`BatchRow` or `FileRow` that `batchway.wire` renders exactly as it renders the ORM row. The SQL is
 built from the SQLModel tables, so it follows their column names.
 
 - SQLite: one connection of the API process's own, used inline on the event loop (WAL: a reader never
@@ -30,11 +30,11 @@ from batchway.paging import no_such_anchor
 from batchway.storage.db import load_json
 from batchway.storage.models import BatchRecord, FileRecord
 
-View = TypeVar("View", "BatchView", "FileView")
+Shape = TypeVar("Shape", "BatchRow", "FileRow")
 READS_APPLICATION_NAME = "batchway-api-reads"  # how the pool's connections show in pg_stat_activity
 
 
-class BatchView(NamedTuple):
+class BatchRow(NamedTuple):
     """What the wire shows of a batch row (the attribute names of `BatchRecord`)."""
 
     id: str
@@ -62,7 +62,7 @@ class BatchView(NamedTuple):
     batch_metadata: dict[str, str] | None
 
 
-class FileView(NamedTuple):
+class FileRow(NamedTuple):
     """What the wire shows of a file row (the attribute names of `FileRecord`)."""
 
     id: str
@@ -73,10 +73,10 @@ class FileView(NamedTuple):
     expires_at: int | None
 
 
-def _columns(model: type, view: type[NamedTuple]) -> tuple[str, list[int]]:
-    """The SELECT list for `view` from `model`'s table, and the positions of its JSON columns."""
+def _columns(model: type, shape: type[NamedTuple]) -> tuple[str, list[int]]:
+    """The SELECT list for `shape` from `model`'s table, and the positions of its JSON columns."""
     mapper = inspect(model)
-    columns = [mapper.get_property(name).columns[0] for name in view._fields]
+    columns = [mapper.get_property(name).columns[0] for name in shape._fields]
     json_at = [i for i, column in enumerate(columns) if isinstance(column.type, JSON)]
     return ", ".join(f'"{column.name}"' for column in columns), json_at
 
@@ -92,8 +92,8 @@ class _Statements:
 
     def __init__(self, numbered: bool) -> None:
         batches, files = BatchRecord.__tablename__, FileRecord.__tablename__
-        batch_columns, self.batch_json = _columns(BatchRecord, BatchView)
-        file_columns, self.file_json = _columns(FileRecord, FileView)
+        batch_columns, self.batch_json = _columns(BatchRecord, BatchRow)
+        file_columns, self.file_json = _columns(FileRecord, FileRow)
         self.batch = f"SELECT {batch_columns} FROM {batches} WHERE id = ? AND org_id = ?"
         self.file = f"SELECT {file_columns} FROM {files} WHERE id = ? AND org_id = ? AND NOT deleted"
         self.anchor = f"SELECT created_ns, id FROM {batches} WHERE id = ? AND org_id = ?"
@@ -114,13 +114,13 @@ class HotReads:
     def __init__(self, numbered: bool) -> None:
         self.sql = _Statements(numbered)
 
-    async def batch(self, org_id: str, batch_id: str) -> BatchView:
+    async def batch(self, org_id: str, batch_id: str) -> BatchRow:
         row = await self._one(self.sql.batch, (batch_id, org_id)) if looks_like_id(batch_id) else None
         if row is None:
             raise not_found("Batch", batch_id)
-        return self._view(BatchView, self.sql.batch_json, row)
+        return self._shaped(BatchRow, self.sql.batch_json, row)
 
-    async def batch_page(self, org_id: str, limit: int, after: str | None) -> tuple[list[BatchView], bool]:
+    async def batch_page(self, org_id: str, limit: int, after: str | None) -> tuple[list[BatchRow], bool]:
         """The org's batches, newest first, `limit` after the batch `after`; and whether more follow."""
         if after is None:
             rows = await self._all(self.sql.first_page, (org_id, limit + 1))
@@ -130,21 +130,21 @@ class HotReads:
                 raise no_such_anchor(after)
             created_ns, anchor_id = anchor
             rows = await self._all(self.sql.next_page, (org_id, created_ns, anchor_id, limit + 1))
-        views = [self._view(BatchView, self.sql.batch_json, row) for row in rows[:limit]]
-        return views, len(rows) > limit
+        shaped = [self._shaped(BatchRow, self.sql.batch_json, row) for row in rows[:limit]]
+        return shaped, len(rows) > limit
 
-    async def file(self, org_id: str, file_id: str) -> FileView:
+    async def file(self, org_id: str, file_id: str) -> FileRow:
         row = await self._one(self.sql.file, (file_id, org_id)) if looks_like_id(file_id) else None
         if row is None:
             raise not_found("File", file_id)
-        return self._view(FileView, self.sql.file_json, row)
+        return self._shaped(FileRow, self.sql.file_json, row)
 
-    def _view(self, view: type[View], json_at: list[int], row: Sequence[Any]) -> View:
+    def _shaped(self, shape: type[Shape], json_at: list[int], row: Sequence[Any]) -> Shape:
         values = list(row)
         for i in json_at:  # both drivers hand JSON columns back as text
             if values[i] is not None:
                 values[i] = load_json(values[i])
-        return view._make(values)
+        return shape._make(values)
 
     async def _one(self, sql: str, params: tuple[Any, ...]) -> Sequence[Any] | None:
         raise NotImplementedError
