@@ -96,7 +96,7 @@ class _Statements:
         file_columns, self.file_json = _columns(FileRecord, FileRow)
         self.batch = f"SELECT {batch_columns} FROM {batches} WHERE id = ? AND org_id = ?"
         self.file = f"SELECT {file_columns} FROM {files} WHERE id = ? AND org_id = ? AND NOT deleted"
-        self.anchor = f"SELECT created_ns, id FROM {batches} WHERE id = ? AND org_id = ?"
+        self.anchor = f"SELECT created_ns FROM {batches} WHERE id = ? AND org_id = ?"
         order = "ORDER BY created_ns DESC, id DESC LIMIT"
         self.first_page = f"SELECT {batch_columns} FROM {batches} WHERE org_id = ? {order} ?"
         # A row-value comparison, so both databases seek the org page index to the anchor.
@@ -128,8 +128,7 @@ class HotReads:
             anchor = await self._one(self.sql.anchor, (after, org_id)) if looks_like_id(after) else None
             if anchor is None:
                 raise no_such_anchor(after)
-            created_ns, anchor_id = anchor
-            rows = await self._all(self.sql.next_page, (org_id, created_ns, anchor_id, limit + 1))
+            rows = await self._all(self.sql.next_page, (org_id, anchor[0], after, limit + 1))
         shaped = [self._shaped(BatchRow, self.sql.batch_json, row) for row in rows[:limit]]
         return shaped, len(rows) > limit
 
