@@ -195,12 +195,12 @@ class PostgresHotReads(HotReads):
     """An asyncpg pool: its protocol is compiled and it keeps each statement prepared, which halved the
     CPU of a read against psycopg's async driver (72 against 150 us, in-process, 32 concurrent)."""
 
-    def __init__(self, pool: asyncpg.Pool, size: int) -> None:
+    def __init__(self, pool: asyncpg.Pool) -> None:
         super().__init__(numbered=True)
         self.pool = pool
         # Turns in arrival order: asyncpg's pool lets a newcomer take a connection just released to a
         # waiter, which with 32 concurrent reads on 8 connections made p99 five times the median.
-        self.turns = asyncio.Semaphore(size)
+        self.turns = asyncio.Semaphore(pool.get_max_size())
 
     @classmethod
     async def connect(cls, dsn: str, size: int) -> PostgresHotReads:
@@ -211,7 +211,7 @@ class PostgresHotReads(HotReads):
             reset=_keep_session,
             server_settings={"application_name": READS_APPLICATION_NAME},
         )
-        return cls(pool, size)
+        return cls(pool)
 
     async def _fetch(self, sql: str, params: tuple[Any, ...], many: bool) -> Any:
         # Connections the server dropped while they sat idle (a database restart) fail their next
