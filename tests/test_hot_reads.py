@@ -32,9 +32,9 @@ async def reads(store) -> AsyncIterator[HotReads]:  # noqa: F811
     await hot.close()
 
 
-def orm_batch(session: Session, batch_id: str) -> BatchRecord:
+def orm_batch(session: Session, org_id: str, batch_id: str) -> BatchRecord:
     session.expire_all()  # the row as the database has it now
-    return batches.get_batch(session, batch_id=batch_id, org_id=session.get(BatchRecord, batch_id).org_id)
+    return batches.get_batch(session, org_id, batch_id)
 
 
 async def test_a_batch_renders_as_the_orm_row_does(store, reads: HotReads) -> None:  # noqa: F811
@@ -49,10 +49,10 @@ async def test_a_batch_renders_as_the_orm_row_does(store, reads: HotReads) -> No
     session.add(row)
     session.commit()
 
-    view = await reads.batch(org.id, batch.id)
-    assert batch_object(view) == batch_object(orm_batch(session, batch.id))
-    assert batch_object(view)["metadata"] == {"team": "ünïcode", "k": "v"}
-    assert batch_object(view)["errors"]["data"][0]["line"] == 3
+    read = await reads.batch(org.id, batch.id)
+    assert batch_object(read) == batch_object(orm_batch(session, org.id, batch.id))
+    assert batch_object(read)["metadata"] == {"team": "ünïcode", "k": "v"}
+    assert batch_object(read)["errors"]["data"][0]["line"] == 3
 
     # The next read sees a change committed by another connection (no snapshot held between reads).
     lifecycle.request_cancel(session, batch.id)
@@ -101,13 +101,13 @@ async def test_pages_match_the_orm_pages(store, reads: HotReads) -> None:  # noq
     for limit in (1, 2, 3, 7, 20):
         after, seen = None, []
         while True:
-            views, more = await reads.batch_page(org.id, limit, after)
+            page, more = await reads.batch_page(org.id, limit, after)
             rows, orm_more = batches.list_batches(session, org.id, limit, after)
-            assert [batch_object(v) for v in views] == [batch_object(r) for r in rows] and more == orm_more
-            seen += [v.id for v in views]
+            assert [batch_object(r) for r in page] == [batch_object(r) for r in rows] and more == orm_more
+            seen += [r.id for r in page]
             if not more:
                 break
-            after = views[-1].id
+            after = page[-1].id
         assert sorted(seen) == sorted(b.id for b in made) and len(seen) == len(set(seen))
 
     assert await reads.batch_page("org_someoneelse", 20, None) == ([], False)
