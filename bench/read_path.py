@@ -51,6 +51,7 @@ from stack import (
     _stop,
     _wait_listening,
     bench_run,
+    machine_busy_seconds,
     running_stack,
     throwaway_database,
 )
@@ -141,12 +142,6 @@ def percentile(sorted_values: list[float], q: float) -> float:
 def cpu_seconds(proc: psutil.Process) -> float:
     times = proc.cpu_times()
     return times.user + times.system
-
-
-def machine_busy_seconds() -> float:
-    """CPU-seconds the whole machine spent busy (every process, not only ours)."""
-    times = psutil.cpu_times()
-    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
 
 
 @dataclass
